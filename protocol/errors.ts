@@ -1,0 +1,87 @@
+// The closed set of error codes (SPEC §6), shared by the enclave wire protocol, the parent's
+// HTTP API, the client and the tests. Messages are fixed strings chosen here: no error ever
+// carries a token, a subscription id, an IP or any other input.
+
+export const ERROR_HTTP_STATUS = {
+  bad_request: 400,
+  bad_frame: 400,
+  unknown_op: 400,
+  decrypt_failed: 403,
+  srt_invalid: 403,
+  srt_expired: 403,
+  not_entitled: 403,
+  drt_invalid: 403,
+  drt_expired: 403,
+  subject_mismatch: 403,
+  version_mismatch: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal: 500,
+  enclave_unavailable: 503,
+  enclave_timeout: 504,
+} as const satisfies Record<string, number>;
+
+export type ErrorCode = keyof typeof ERROR_HTTP_STATUS;
+
+export const ERROR_CODES = Object.freeze(Object.keys(ERROR_HTTP_STATUS)) as readonly ErrorCode[];
+
+export const ERROR_MESSAGES: Readonly<Record<ErrorCode, string>> = Object.freeze({
+  bad_request: 'The request is malformed.',
+  bad_frame: 'The frame is malformed.',
+  unknown_op: 'The operation is unknown.',
+  decrypt_failed: 'The sealed request could not be opened.',
+  srt_invalid: 'The subscription receipt token is invalid.',
+  srt_expired: 'The subscription receipt token has expired.',
+  not_entitled: 'The subscription does not include a dedicated IP.',
+  drt_invalid: 'The dedicated IP refresh token is invalid.',
+  drt_expired: 'The dedicated IP refresh token has expired.',
+  subject_mismatch: 'The refresh token belongs to another subscription.',
+  version_mismatch: 'The refresh token is for an older subscription version.',
+  not_found: 'No such route.',
+  method_not_allowed: 'Method not allowed on this route.',
+  payload_too_large: 'The request body is too large.',
+  unsupported_media_type: 'The request body must be application/json.',
+  rate_limited: 'Too many requests; try again later.',
+  internal: 'Internal error.',
+  enclave_unavailable: 'The enclave is unavailable.',
+  enclave_timeout: 'The enclave did not answer in time.',
+});
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_HTTP_STATUS, value);
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return ERROR_HTTP_STATUS[code];
+}
+
+/**
+ * The one error type for bad input from outside. Its message is always the fixed string of its
+ * code, so nothing an attacker sent (nor anything secret) can end up in a log through it.
+ * The cause of a crypto or parse failure is deliberately not kept.
+ */
+export class DipError extends Error {
+  override readonly name = 'DipError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode) {
+    super(ERROR_MESSAGES[code]);
+    this.code = code;
+  }
+
+  get httpStatus(): number {
+    return ERROR_HTTP_STATUS[this.code];
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Maps anything thrown to a wire error: a DipError keeps its code, anything else is `internal`. */
+export function toDipError(error: unknown): DipError {
+  return error instanceof DipError ? error : new DipError('internal');
+}

@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkFile, checkTree } from '../check-boundaries.js';
+
+const rules = (file: string, source: string): string[] => checkFile(file, source).map((v) => v.rule);
+
+test('the repository itself respects the trust boundary', () => {
+  assert.deepEqual(checkTree(process.cwd()), []);
+});
+
+test('enclave/ may not import parent/ or client/', () => {
+  assert.equal(rules('enclave/core/service.ts', "import { x } from '../../parent/server.js';").length, 1);
+  assert.equal(rules('enclave/io/server.ts', "export { y } from '../../client/attestation.js';").length, 1);
+  assert.equal(rules('enclave/main.ts', "const m = await import('../client/flows.js');").length, 1);
+});
+
+test('enclave/core may not do I/O', () => {
+  assert.equal(rules('enclave/core/tokens.ts', "import { readFileSync } from 'node:fs';").length, 1);
+  assert.equal(rules('enclave/core/tokens.ts', "import net from 'net';").length, 1);
+  assert.equal(rules('enclave/core/tokens.ts', "import { x } from '../io/server.js';").length, 1);
+  assert.deepEqual(rules('enclave/core/tokens.ts', "import { createHash } from 'node:crypto';"), []);
+  assert.deepEqual(rules('enclave/io/server.ts', "import net from 'node:net';"), []);
+});
+
+test('protocol/ does no I/O and depends on nothing else', () => {
+  assert.equal(rules('protocol/frame.ts', "import { connect } from 'node:net';").length, 1);
+  assert.equal(rules('protocol/frame.ts', "import { x } from '../enclave/core/keys.js';").length, 1);
+  assert.deepEqual(rules('protocol/hpke.ts', "import { createECDH } from 'node:crypto';"), []);
+});
+
+test('parent/ uses protocol framing only and never opens tokens', () => {
+  assert.equal(rules('parent/server.ts', "import { openRequest } from '../protocol/hpke.js';").length, 2);
+  assert.equal(rules('parent/server.ts', "import { jwtVerify } from 'jose';").length, 2);
+  assert.equal(rules('parent/server.ts', "import { x } from '../enclave/core/service.js';").length, 1);
+  assert.equal(rules('parent/server.ts', "import { x } from '../client/sdk.js';").length, 1);
+  assert.equal(rules('parent/server.ts', "import { x } from '@noble/curves/nist.js';").length, 1);
+  assert.deepEqual(rules('parent/server.ts', "import { FrameReader } from '../protocol/frame.js';"), []);
+});
+
+test('client/ depends on protocol/ only', () => {
+  assert.equal(rules('client/flows.ts', "import { x } from '../enclave/core/service.js';").length, 1);
+  assert.deepEqual(rules('client/flows.ts', "import { sealRequest } from '../protocol/hpke.js';"), []);
+});
+
+test('tests may cross the boundary to drive real processes', () => {
+  assert.deepEqual(rules('parent/test/server.test.ts', "import { spawn } from 'node:child_process'; import { x } from '../../enclave/main.js';"), []);
+});
