@@ -5,7 +5,7 @@
 // UTF-8 and over-deep nesting are errors, while any well-formed CBOR of the data model
 // (indefinite lengths included, as real AWS attestation documents use them) is accepted.
 
-import { Encoder } from 'cbor-x';
+import { Encoder, type Options } from 'cbor-x';
 
 /** A CBOR tag and its content, kept as-is so that callers can refuse tags they do not expect. */
 export class Tagged {
@@ -35,6 +35,7 @@ export class CborDecodeError extends Error {
 }
 
 // RFC 8949 §4.1 preferred serialization; no tag 64 for byte strings, no tag 259 for maps.
+// cbor-x honours `useTag259ForMaps` at run time but its type declarations omit it.
 const encoder = new Encoder({
   tagUint8Array: false,
   variableMapSize: true,
@@ -42,7 +43,7 @@ const encoder = new Encoder({
   useTag259ForMaps: false,
   pack: false,
   bundleStrings: false,
-});
+} as Options & { useTag259ForMaps: boolean });
 
 const UINT32_MAX = 0xffff_ffff;
 

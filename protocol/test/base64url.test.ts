@@ -1,0 +1,22 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeBase64url, encodeBase64url } from '../base64url.js';
+
+test('base64url encodes without padding and honours subarray offsets', () => {
+  const backing = new Uint8Array([0xff, 0xfb, 0xff, 0x01]);
+  assert.equal(encodeBase64url(backing.subarray(1, 3)), '-_8');
+  assert.equal(encodeBase64url(new Uint8Array(0)), '');
+});
+
+test('base64url decoding round-trips every length', () => {
+  for (let n = 0; n < 40; n++) {
+    const bytes = new Uint8Array(n).map((_, i) => (i * 37 + n) & 0xff);
+    assert.deepEqual(decodeBase64url(encodeBase64url(bytes)), bytes);
+  }
+});
+
+test('base64url decoding refuses padding, other alphabets, impossible lengths and non-canonical tails', () => {
+  for (const text of ['AA==', 'AA=', '+/8', 'a b', 'A', 'AAAAA', 'AB', 'AAB', '\u00e9']) {
+    assert.equal(decodeBase64url(text), null, text);
+  }
+});

@@ -1,0 +1,136 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeCbor, encodeCbor, type CborMap, type CborValue } from '../cbor.js';
+import { ERROR_MESSAGES } from '../errors.js';
+import {
+  RequestError,
+  encodeErrorResponse,
+  encodeOkResponse,
+  encodeRequest,
+  isOp,
+  parseRequest,
+  parseResponse,
+  parseResponseBody,
+  type EnclaveRequest,
+} from '../messages.js';
+
+/** What a peer would send: plain data through the real codec. */
+const wire = (value: unknown): CborValue => decodeCbor(encodeCbor(value));
+
+const expectRequestError = (value: unknown, code: string, id: number, fatal: boolean): void => {
+  assert.throws(
+    () => parseRequest(wire(value)),
+    (error: unknown) => error instanceof RequestError && error.code === code && error.id === id && error.fatal === fatal,
+  );
+};
+
+const nonce16 = new Uint8Array(16).fill(7);
+
+test('every op request round-trips through encodeRequest and parseRequest', () => {
+  const requests: EnclaveRequest[] = [
+    { id: 1, op: 'attest', body: { nonce: nonce16 } },
+    { id: 2, op: 'jwks', body: {} },
+    { id: 3, op: 'assign', body: { ip: '192.0.2.7', request: new Uint8Array([1, 2, 3]) } },
+    { id: 4, op: 'refresh', body: { request: new Uint8Array([4]) } },
+    { id: 2 ** 40, op: 'health', body: {} },
+  ];
+  for (const request of requests) assert.deepEqual(parseRequest(wire(encodeRequest(request))), request);
+});
+
+test('a frame that is not a request map with a uint id is a fatal bad_frame with id 0', () => {
+  expectRequestError([1, 2], 'bad_frame', 0, true);
+  expectRequestError({ v: 1, op: 'health', body: {} }, 'bad_frame', 0, true);
+  expectRequestError({ v: 1, id: -1, op: 'health', body: {} }, 'bad_frame', 0, true);
+  expectRequestError({ v: 1, id: 'x', op: 'health', body: {} }, 'bad_frame', 0, true);
+  expectRequestError({ v: 1, id: 2n ** 60n, op: 'health', body: {} }, 'bad_frame', 0, true);
+});
+
+test('a request with a readable id but a bad envelope is bad_request with that id', () => {
+  expectRequestError({ v: 2, id: 5, op: 'health', body: {} }, 'bad_request', 5, false);
+  expectRequestError({ v: 1, id: 5, op: 'health' }, 'bad_request', 5, false);
+  expectRequestError({ v: 1, id: 5, op: 'health', body: {}, extra: 1 }, 'bad_request', 5, false);
+  expectRequestError({ v: 1, id: 5, op: 7, body: {} }, 'bad_request', 5, false);
+  expectRequestError({ v: 1, id: 5, op: 'health', body: [] }, 'bad_request', 5, false);
+});
+
+test('an op outside the five of SPEC §5 is unknown_op', () => {
+  for (const op of ['sign', 'HEALTH', '', 'toString']) expectRequestError({ v: 1, id: 9, op, body: {} }, 'unknown_op', 9, false);
+  assert.equal(isOp('assign'), true);
+  assert.equal(isOp('constructor'), false);
+});
+
+test('attest takes a nonce of 16..64 bytes: 15 and 65 are bad_request', () => {
+  assert.equal(parseRequest(wire({ v: 1, id: 1, op: 'attest', body: { nonce: new Uint8Array(64) } })).op, 'attest');
+  for (const nonce of [new Uint8Array(15), new Uint8Array(65), 'x'.repeat(16), null]) {
+    expectRequestError({ v: 1, id: 1, op: 'attest', body: { nonce } }, 'bad_request', 1, false);
+  }
+  expectRequestError({ v: 1, id: 1, op: 'attest', body: {} }, 'bad_request', 1, false);
+  expectRequestError({ v: 1, id: 1, op: 'attest', body: { nonce: nonce16, user_data: nonce16 } }, 'bad_request', 1, false);
+});
+
+test('assign needs a canonical IP and a non-empty sealed request, and nothing else', () => {
+  const bad = [
+    { ip: '2001:DB8::1', request: new Uint8Array(1) },
+    { ip: 'example.com', request: new Uint8Array(1) },
+    { ip: 7, request: new Uint8Array(1) },
+    { ip: '192.0.2.1', request: new Uint8Array(0) },
+    { ip: '192.0.2.1', request: 'AAAA' },
+    { ip: '192.0.2.1' },
+    { ip: '192.0.2.1', request: new Uint8Array(1), sub: 'x' },
+  ];
+  for (const body of bad) expectRequestError({ v: 1, id: 3, op: 'assign', body }, 'bad_request', 3, false);
+});
+
+test('refresh needs exactly a sealed request; jwks and health take an empty body', () => {
+  expectRequestError({ v: 1, id: 4, op: 'refresh', body: { request: new Uint8Array(1), ip: '192.0.2.1' } }, 'bad_request', 4, false);
+  expectRequestError({ v: 1, id: 4, op: 'refresh', body: {} }, 'bad_request', 4, false);
+  expectRequestError({ v: 1, id: 4, op: 'jwks', body: { all: true } }, 'bad_request', 4, false);
+  expectRequestError({ v: 1, id: 4, op: 'health', body: { x: 1 } }, 'bad_request', 4, false);
+  const withIntKey = new Map<unknown, unknown>([[1, 1]]);
+  expectRequestError({ v: 1, id: 4, op: 'refresh', body: withIntKey }, 'bad_request', 4, false);
+});
+
+test('responses round-trip: ok bodies per op and error bodies with fixed messages', () => {
+  const assigned = { ip: '2001:db8::7', reservedUntil: 1_800_000_000, response: new Uint8Array([9]) };
+  const ok = parseResponse(wire(encodeOkResponse(12, 'assign', assigned)));
+  assert.ok(ok?.ok);
+  assert.equal(ok.id, 12);
+  assert.deepEqual(parseResponseBody('assign', ok.body), assigned);
+
+  const failed = parseResponse(wire(encodeErrorResponse(13, 'version_mismatch')));
+  assert.deepEqual(failed, { id: 13, ok: false, error: { code: 'version_mismatch', message: ERROR_MESSAGES.version_mismatch } });
+});
+
+test('an error code outside the closed set is read as internal, and its message is replaced', () => {
+  const parsed = parseResponse(wire({ v: 1, id: 1, ok: false, error: { code: 'sub=alice', message: 'leaked 10.0.0.1' } }));
+  assert.deepEqual(parsed, { id: 1, ok: false, error: { code: 'internal', message: ERROR_MESSAGES.internal } });
+});
+
+test('malformed responses are not responses', () => {
+  const cases: unknown[] = [
+    [1],
+    { v: 2, id: 1, ok: true, body: {} },
+    { v: 1, ok: true, body: {} },
+    { v: 1, id: 1, ok: true },
+    { v: 1, id: 1, ok: true, body: {}, extra: 1 },
+    { v: 1, id: 1, ok: 'yes', body: {} },
+    { v: 1, id: 1, ok: false },
+    { v: 1, id: 1, ok: false, error: { code: 'internal' } },
+    { v: 1, id: 1, ok: false, error: { code: 'internal', message: 3 } },
+  ];
+  for (const value of cases) assert.equal(parseResponse(wire(value)), null, JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? String(v) : v)));
+});
+
+test('ok bodies are checked against the op they answer', () => {
+  const body = (value: unknown): CborMap => wire(value) as CborMap;
+  assert.deepEqual(parseResponseBody('attest', body({ document: new Uint8Array([1]) })), { document: new Uint8Array([1]) });
+  assert.deepEqual(parseResponseBody('jwks', body({ jwks: new Uint8Array([1]) })), { jwks: new Uint8Array([1]) });
+  assert.deepEqual(parseResponseBody('health', body({ status: 'ok', version: '1' })), { status: 'ok', version: '1' });
+  assert.equal(parseResponseBody('attest', body({ document: new Uint8Array(0) })), null);
+  assert.equal(parseResponseBody('jwks', body({ jwks: '{}' })), null);
+  assert.equal(parseResponseBody('health', body({ status: 'down', version: '1' })), null);
+  assert.equal(parseResponseBody('refresh', body({ ip: '10.0.0.1', reservedUntil: -1, response: new Uint8Array(1) })), null);
+  assert.equal(parseResponseBody('refresh', body({ ip: '10.0.0.01', reservedUntil: 1, response: new Uint8Array(1) })), null);
+  assert.equal(parseResponseBody('refresh', body({ ip: '10.0.0.1', reservedUntil: 1, response: new Uint8Array(0) })), null);
+  assert.equal(parseResponseBody('assign', body({ ip: '10.0.0.1', reservedUntil: 1 })), null);
+});
