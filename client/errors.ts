@@ -1,0 +1,44 @@
+// The client's one error type. A failure reported by the parent or the enclave keeps its SPEC §6
+// code (`fromServer` is true); a check the client makes itself fails with one of the local codes
+// below. Messages are fixed strings per code: no token, subscription id or IP ever reaches one.
+
+import { ERROR_MESSAGES, isErrorCode, type ErrorCode } from '../protocol/errors.js';
+
+export const LOCAL_ERROR_MESSAGES = Object.freeze({
+  attestation_failed: 'The attestation document did not verify.',
+  jwks_mismatch: 'The published JWKS is not the one the attestation document binds.',
+  http_failed: 'The parent could not be reached or did not answer with the API.',
+  response_invalid: 'The sealed response could not be opened or is malformed.',
+  dat_invalid: 'The returned access token does not verify against the attested keys.',
+  drt_unexpected: 'The returned refresh token does not have the expected header or claims.',
+  token_unreadable: 'A token given to the client is not a readable JWT.',
+  ip_mismatch: 'The returned IP is not the one expected.',
+  reservation_mismatch: 'The reservation time does not match the refresh token.',
+  backup_wrong_code: 'The backup could not be opened: wrong access code or altered backup.',
+  backup_invalid: 'The backup is malformed or uses unsupported parameters.',
+  manifest_invalid: 'The PCR manifest is malformed.',
+  manifest_empty: 'manifest has no PCR values yet (no Docker build has run)',
+} as const);
+
+export type LocalErrorCode = keyof typeof LOCAL_ERROR_MESSAGES;
+export type ClientErrorCode = LocalErrorCode | ErrorCode;
+
+export class ClientError extends Error {
+  override readonly name = 'ClientError';
+
+  /**
+   * @param detail a further code from a fixed set (for example the failed attestation check),
+   *   never input or secret data.
+   */
+  constructor(
+    readonly code: ClientErrorCode,
+    readonly fromServer = false,
+    readonly detail?: string,
+  ) {
+    super(isErrorCode(code) ? ERROR_MESSAGES[code] : LOCAL_ERROR_MESSAGES[code]);
+  }
+
+  toJSON(): { code: ClientErrorCode; message: string; fromServer: boolean; detail?: string } {
+    return { code: this.code, message: this.message, fromServer: this.fromServer, ...(this.detail === undefined ? {} : { detail: this.detail }) };
+  }
+}
