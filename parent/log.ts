@@ -1,0 +1,48 @@
+// The parent's logger (SPEC §6): one JSON line per request with method, route, status and
+// latency only — never bodies, query strings, headers or client addresses — plus a closed set
+// of operational events whose fields are numbers or fixed words.
+
+export type RouteLabel =
+  | '/v1/attestation'
+  | '/v1/keys'
+  | '/v1/dip/assign'
+  | '/v1/dip/refresh'
+  | '/healthz'
+  | '/readyz'
+  | '/metrics'
+  | 'unmatched';
+
+/** Methods are logged from this closed set; anything else is `OTHER`. */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+
+export function methodLabel(method: string | undefined): string {
+  return method !== undefined && METHODS.has(method) ? method : 'OTHER';
+}
+
+export interface EventFields {
+  listening: { scheme: 'http' | 'https'; port: number };
+  enclave_connected: { connection: number };
+  enclave_disconnected: { connection: number; failed: number };
+  bridge_restarted: { code: number };
+  tls_reloaded: { ok: boolean };
+  stopping: { signal: 'SIGTERM' | 'SIGINT'; inFlight: number };
+  stopped: { ms: number };
+}
+
+export interface Logger {
+  request(method: string | undefined, route: RouteLabel, status: number, ms: number): void;
+  event<E extends keyof EventFields>(name: E, fields: EventFields[E]): void;
+}
+
+export function createLogger(write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
+  return {
+    request(method, route, status, ms) {
+      write(`${JSON.stringify({ method: methodLabel(method), route, status, ms: Math.round(ms * 100) / 100 })}\n`);
+    },
+    event(name, fields) {
+      write(`${JSON.stringify({ time: new Date().toISOString(), event: name, ...fields })}\n`);
+    },
+  };
+}
+
+export const silentLogger: Logger = { request() {}, event() {} };
