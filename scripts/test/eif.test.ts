@@ -114,13 +114,13 @@ test('a CRC mismatch is refused, and every single flipped byte is caught', () =>
   assert.throws(() => describe(writeEif(twoRamdisks(), { crc: 0x12345678 })), isEifError('eif_crc_mismatch'));
   for (let i = 0; i < good.length; i++) {
     const bad = new Uint8Array(good);
-    bad[i] ^= 0x01;
+    bad[i] = bad[i]! ^ 0x01;
     assert.throws(() => describe(bad), (e: unknown) => e instanceof EifError, `byte ${i}`);
   }
   // Metadata and signature bytes are outside the PCRs but inside the CRC.
   const metaAt = describe(good).sections.find((s) => s.type === 'metadata')!.offset + 12;
   const flipped = new Uint8Array(good);
-  flipped[metaAt] ^= 0x20;
+  flipped[metaAt] = flipped[metaAt]! ^ 0x20;
   assert.throws(() => describe(flipped), isEifError('eif_crc_mismatch'));
 });
 
