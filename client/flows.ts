@@ -1,0 +1,146 @@
+// The app's two flows against the parent (SPEC §4, §6, §7): attest with a fresh random nonce,
+// verify the document against the pinned root and expected PCRs, check that the published JWKS
+// is the one user_data binds, seal to the boot key, call the parent, open, and check what came
+// back before handing it to the caller. A failed local check never returns a token.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { AttestationError, decodeUserData } from '../protocol/attestation-document.js';
+import { verifyAttestation, type VerifiedAttestation } from './attestation.js';
+import { ClientError } from './errors.js';
+import { ParentClient, type DipAnswer, type Fetch } from './http.js';
+import type { ExpectedPcrs } from './manifest.js';
+import { open, seal, type DipRequest } from './seal.js';
+import { readDrt, readSrt, verifyDat, type DatClaims, type DrtClaims } from './tokens.js';
+
+/** What the client trusts: the pinned root and the measurements it expects (SPEC §7 steps 3 and 6). */
+export interface Trust {
+  /** DER bytes or PEM text: AWS Nitro Enclaves Root-G1, or `.dev/nsm-root.pem` in development. */
+  root: Uint8Array | string;
+  rootSha256?: string;
+  expectedPcrs: ExpectedPcrs;
+  allowDebug?: boolean;
+  maxAgeMs?: number;
+}
+
+export interface ConnectOptions {
+  url: string;
+  trust: Trust;
+  fetch?: Fetch;
+  timeoutMs?: number;
+}
+
+export interface AttestedEnclave {
+  attestation: VerifiedAttestation;
+  /** SPKI DER of the boot key, to seal to. */
+  bootPublicKey: Uint8Array;
+  /** The exact JWKS bytes whose SHA-256 the document binds. */
+  jwks: Uint8Array;
+}
+
+export interface DipTokens {
+  dat: string;
+  drt: string;
+  ip: string;
+  reservedUntil: number;
+  datClaims: DatClaims;
+  /** Read, not verified: only the enclave holds the DRT key (SPEC §2). */
+  drtClaims: DrtClaims;
+}
+
+const NONCE_BYTES = 32;
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+function parentOf(options: ConnectOptions): ParentClient {
+  return new ParentClient(options.url, {
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+  });
+}
+
+async function attestWith(parent: ParentClient, trust: Trust): Promise<AttestedEnclave> {
+  const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
+  const document = await parent.attestation(nonce);
+  let attestation: VerifiedAttestation;
+  let jwksSha256: Uint8Array;
+  try {
+    attestation = verifyAttestation(document, {
+      root: trust.root,
+      nonce,
+      expectedPcrs: trust.expectedPcrs,
+      ...(trust.rootSha256 === undefined ? {} : { rootSha256: trust.rootSha256 }),
+      ...(trust.allowDebug === undefined ? {} : { allowDebug: trust.allowDebug }),
+      ...(trust.maxAgeMs === undefined ? {} : { maxAgeMs: trust.maxAgeMs }),
+    });
+    if (attestation.userData === null) throw new AttestationError('user_data_malformed');
+    jwksSha256 = decodeUserData(attestation.userData).jwksSha256;
+  } catch (error) {
+    if (error instanceof AttestationError) throw new ClientError('attestation_failed', false, error.code);
+    throw error;
+  }
+  // SPEC §3: the boot key is the document's public_key; a document without one cannot be sealed to.
+  if (attestation.publicKey === null) throw new ClientError('attestation_failed', false, 'public_key_missing');
+  const jwks = await parent.keys();
+  if (!bytesEqual(new Uint8Array(createHash('sha256').update(jwks).digest()), jwksSha256)) {
+    throw new ClientError('jwks_mismatch');
+  }
+  return { attestation, bootPublicKey: attestation.publicKey, jwks };
+}
+
+/** Fetches an attestation document with a fresh nonce and verifies it and the JWKS it binds. */
+export function attest(options: ConnectOptions): Promise<AttestedEnclave> {
+  return attestWith(parentOf(options), options.trust);
+}
+
+function jwksKids(jwks: Uint8Array): Set<unknown> {
+  const set = JSON.parse(Buffer.from(jwks).toString('utf8')) as { keys?: Array<{ kid?: unknown }> };
+  return new Set((set.keys ?? []).map((key) => key.kid));
+}
+
+/** The checks after opening (SPEC §2, §4): both tokens, the clear IP and reservedUntil. */
+async function checkTokens(
+  opened: { dat: string; drt: string },
+  answer: DipAnswer,
+  expected: { ip: string; srt: string; jwks: Uint8Array },
+): Promise<DipTokens> {
+  if (answer.ip !== expected.ip) throw new ClientError('ip_mismatch');
+  const datClaims = await verifyDat(opened.dat, expected.jwks, { ip: expected.ip });
+  const drtClaims = readDrt(opened.drt);
+  if (drtClaims.ip !== expected.ip) throw new ClientError('ip_mismatch');
+  // SPEC §2: the DRT key is never used for DATs, so it must not be in the published DAT keys.
+  if (jwksKids(expected.jwks).has(drtClaims.kid)) throw new ClientError('drt_unexpected');
+  if (answer.reservedUntil !== drtClaims.exp) throw new ClientError('reservation_mismatch');
+  const srt = readSrt(expected.srt);
+  if (drtClaims.sub !== srt.sub || drtClaims.did !== srt.did) throw new ClientError('drt_unexpected');
+  const { kid: _kid, ...claims } = drtClaims;
+  return { dat: opened.dat, drt: opened.drt, ip: answer.ip, reservedUntil: answer.reservedUntil, datClaims, drtClaims: claims };
+}
+
+async function run(options: ConnectOptions, request: DipRequest, send: (parent: ParentClient, sealed: Uint8Array) => Promise<DipAnswer>, ip: string): Promise<DipTokens> {
+  const parent = parentOf(options);
+  const enclave = await attestWith(parent, options.trust);
+  const sealed = seal(enclave.bootPublicKey, request);
+  const answer = await send(parent, sealed.encapsulatedRequest);
+  const opened = open(sealed.context, answer.response);
+  return checkTokens(opened, answer, { ip, srt: request.srt, jwks: enclave.jwks });
+}
+
+/** Assign: the DIP service chose `ip`; the enclave returns a DAT and a DRT for it, sealed to us. */
+export function assign(options: ConnectOptions & { srt: string; ip: string }): Promise<DipTokens> {
+  const { srt, ip } = options;
+  return run(options, { op: 'assign', srt }, (parent, request) => parent.assign(ip, request), ip);
+}
+
+/** Refresh: a new DAT and DRT for the IP of `drt`, for the same subscription and version. */
+export async function refresh(options: ConnectOptions & { srt: string; drt: string }): Promise<DipTokens> {
+  const { srt, drt } = options;
+  let ip: string;
+  try {
+    ip = readDrt(drt).ip;
+  } catch {
+    throw new ClientError('token_unreadable');
+  }
+  return run(options, { op: 'refresh', srt, drt }, (parent, request) => parent.refresh(request), ip);
+}

@@ -1,0 +1,129 @@
+// The client of the parent's HTTP API (SPEC §6). Every answer is validated before use; an error
+// body's SPEC code surfaces as a ClientError with that code, anything else that goes wrong on the
+// way (network, timeout, an answer that is not the API) as `http_failed`.
+
+import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
+import { isErrorCode } from '../protocol/errors.js';
+import { isCanonicalIp } from '../protocol/ip.js';
+import { ClientError } from './errors.js';
+
+export type Fetch = typeof globalThis.fetch;
+
+export interface ParentOptions {
+  /** Injected for tests and other runtimes; default the global fetch. */
+  fetch?: Fetch;
+  /** Per-request deadline; default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface DipAnswer {
+  ip: string;
+  reservedUntil: number;
+  response: Uint8Array;
+}
+
+/** An attestation document is a few KiB and a JWKS less; nothing the API returns comes near this. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+async function readBody(response: Response): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (response.body !== null) {
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > MAX_BODY_BYTES) {
+        await reader.cancel();
+        throw new ClientError('http_failed');
+      }
+      chunks.push(value);
+    }
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    return undefined;
+  }
+}
+
+function bytesField(body: unknown, name: string): Uint8Array {
+  const text = isRecord(body) ? body[name] : undefined;
+  const bytes = typeof text === 'string' ? decodeBase64url(text) : null;
+  if (bytes === null || bytes.length === 0) throw new ClientError('http_failed');
+  return bytes;
+}
+
+export class ParentClient {
+  private readonly base: URL;
+  private readonly fetch: Fetch;
+  private readonly timeoutMs: number;
+
+  constructor(url: string, options: ParentOptions = {}) {
+    let base: URL;
+    try {
+      base = new URL(url.endsWith('/') ? url : `${url}/`);
+    } catch {
+      throw new TypeError('the parent URL is not a URL');
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('the parent URL must be http(s)');
+    this.base = base;
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  private async call(path: string, init: RequestInit = {}): Promise<Uint8Array> {
+    let response: Response;
+    let body: Uint8Array;
+    try {
+      response = await this.fetch(new URL(path, this.base), { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
+      body = await readBody(response);
+    } catch {
+      // The network error's text may carry the URL; the fixed message never does.
+      throw new ClientError('http_failed');
+    }
+    if (response.status === 200) return body;
+    const error = parseJson(body);
+    const code = isRecord(error) && isRecord(error['error']) ? error['error']['code'] : undefined;
+    throw isErrorCode(code) ? new ClientError(code, true) : new ClientError('http_failed');
+  }
+
+  private async post(path: string, body: Record<string, string>): Promise<DipAnswer> {
+    const answer = parseJson(
+      await this.call(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    );
+    const response = bytesField(answer, 'response');
+    const { ip, reservedUntil } = answer as Record<string, unknown>;
+    if (typeof ip !== 'string' || !isCanonicalIp(ip) || typeof reservedUntil !== 'number' || !Number.isSafeInteger(reservedUntil) || reservedUntil < 0) {
+      throw new ClientError('http_failed');
+    }
+    return { ip, reservedUntil, response };
+  }
+
+  /** GET /v1/attestation?nonce=… → the attestation document bytes (not yet verified). */
+  async attestation(nonce: Uint8Array): Promise<Uint8Array> {
+    return bytesField(parseJson(await this.call(`v1/attestation?nonce=${encodeBase64url(nonce)}`)), 'document');
+  }
+
+  /** GET /v1/keys → the JWKS bytes verbatim: their SHA-256 is what user_data binds. */
+  keys(): Promise<Uint8Array> {
+    return this.call('v1/keys');
+  }
+
+  assign(ip: string, request: Uint8Array): Promise<DipAnswer> {
+    return this.post('v1/dip/assign', { ip, request: encodeBase64url(request) });
+  }
+
+  refresh(request: Uint8Array): Promise<DipAnswer> {
+    return this.post('v1/dip/refresh', { request: encodeBase64url(request) });
+  }
+}

@@ -1,0 +1,202 @@
+// The flows against a fake parent built from the real NSM emulator and protocol/hpke, with
+// tokens minted here, so that each check after opening can be made to fail on its own.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { createEmulatorNsm } from '../../enclave/nsm/emulator.js';
+import { encodeUserData } from '../../protocol/attestation-document.js';
+import { decodeBase64url, encodeBase64url } from '../../protocol/base64url.js';
+import { decodeCbor, encodeCbor, type CborMap } from '../../protocol/cbor.js';
+import { generateBootKey, openRequest, sealResponse, type SealedOp } from '../../protocol/hpke.js';
+import { ClientError } from '../errors.js';
+import { assign, attest, refresh, type Trust } from '../flows.js';
+import { DEV_PCRS } from '../manifest.js';
+
+const nsm = await createEmulatorNsm();
+after(() => nsm.close());
+const otherNsm = await createEmulatorNsm();
+after(() => otherNsm.close());
+
+async function signingKey() {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk: JWK = await exportJWK(publicKey);
+  jwk.kid = await calculateJwkThumbprint(jwk, 'sha256');
+  jwk.alg = 'ES256';
+  return { privateKey, jwk };
+}
+const datKey = await signingKey();
+const drtKey = await signingKey();
+const JWKS = new TextEncoder().encode(JSON.stringify({ keys: [datKey.jwk] }));
+const IP = '198.51.100.23';
+const URL_BASE = 'http://parent.test:8080';
+
+interface Tamper {
+  clearIp?: string;
+  datIp?: string;
+  drtIp?: string;
+  reservedUntilDelta?: number;
+  drtKid?: string;
+  drtSub?: string;
+  drtDid?: number;
+  servedJwks?: Uint8Array;
+  otherNonce?: boolean;
+  otherNsm?: boolean;
+  noPublicKey?: boolean;
+  noUserData?: boolean;
+  wrongContext?: boolean;
+  error?: { status: number; code: string };
+}
+
+const trust: Trust = { root: nsm.rootCertificatePem, expectedPcrs: DEV_PCRS };
+const jti = () => randomBytes(16).toString('base64url');
+
+/** A fake parent + enclave: attests with the emulator, opens the request, mints tokens. */
+function fakeParent(tamper: Tamper = {}, seen: { nonces: string[]; paths: string[] } = { nonces: [], paths: [] }) {
+  const bootKey = generateBootKey();
+  const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+  return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = new URL(String(input));
+    seen.paths.push(url.pathname);
+    if (url.pathname === '/v1/attestation') {
+      const nonceText = url.searchParams.get('nonce')!;
+      seen.nonces.push(nonceText);
+      const nonce = tamper.otherNonce ? new Uint8Array(randomBytes(32)) : decodeBase64url(nonceText)!;
+      const document = await (tamper.otherNsm ? otherNsm : nsm).attestation({
+        nonce,
+        publicKey: tamper.noPublicKey ? null : bootKey.publicKeySpki,
+        userData: tamper.noUserData ? null : encodeUserData(new Uint8Array(createHash('sha256').update(JWKS).digest())),
+      });
+      return json(200, { document: encodeBase64url(document) });
+    }
+    if (url.pathname === '/v1/keys') return new Response(tamper.servedJwks ?? JWKS, { status: 200 });
+    if (tamper.error) return json(tamper.error.status, { error: { code: tamper.error.code, message: 'x' } });
+    const body = JSON.parse(String(init?.body)) as { ip?: string; request: string };
+    const op: SealedOp = url.pathname === '/v1/dip/assign' ? 'assign' : 'refresh';
+    const { payload, context } = openRequest(bootKey, op, decodeBase64url(body.request)!);
+    const fields = decodeCbor(payload) as CborMap;
+    const srt = decodeJwt(fields.get('srt') as string);
+    const ip = op === 'assign' ? body.ip! : (decodeJwt(fields.get('drt') as string)['xv.vpn.dip.details'] as { ip: string }).ip;
+    const now = Math.floor(Date.now() / 1000);
+    const dat = await new SignJWT({ jti: jti(), 'xv.vpn.dip.details': { ip: tamper.datIp ?? ip } })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dat+jwt', kid: datKey.jwk.kid! })
+      .setIssuer('dip-enclave').setIssuedAt(now).setExpirationTime(now + 259_200).sign(datKey.privateKey);
+    const did = (srt['entitlements'] as Record<string, { did: number }>)['xv.vpn.dip']!.did;
+    const drt = await new SignJWT({ sub: tamper.drtSub ?? srt.sub, jti: jti(), 'xv.vpn.dip': { did: tamper.drtDid ?? did }, 'xv.vpn.dip.details': { ip: tamper.drtIp ?? ip } })
+      .setProtectedHeader({ alg: 'ES256', typ: 'drt+jwt', kid: tamper.drtKid ?? drtKey.jwk.kid! })
+      .setIssuer('dip-enclave').setIssuedAt(now).setExpirationTime(now + 5_184_000).sign(drtKey.privateKey);
+    const sealTo = tamper.wrongContext ? { ...context, secret: new Uint8Array(32) } : context;
+    return json(200, {
+      ip: tamper.clearIp ?? ip,
+      reservedUntil: now + 5_184_000 + (tamper.reservedUntilDelta ?? 0),
+      response: encodeBase64url(sealResponse(sealTo, encodeCbor({ dat, drt }))),
+    });
+  };
+}
+
+function srtFor(sub: string, did: number): string {
+  const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${enc({ alg: 'ES256', typ: 'JWT' })}.${enc({ iss: 'dev', sub, iat: now, exp: now + 3600, entitlements: { 'xv.vpn.dip': { did } } })}.c2ln`;
+}
+const SRT = srtFor('subscription-1', 2);
+
+function isCode(code: string, detail?: string) {
+  return (error: unknown) => {
+    assert.ok(error instanceof ClientError, String(error));
+    assert.equal(error.code, code);
+    if (detail !== undefined) assert.equal(error.detail, detail);
+    assert.ok(!error.message.includes(SRT) && !error.message.includes(IP));
+    return true;
+  };
+}
+
+describe('assign and refresh flows', () => {
+  it('assign attests with a fresh 32-byte nonce, seals, opens and returns checked tokens for the requested IP', async () => {
+    const seen = { nonces: [] as string[], paths: [] as string[] };
+    const fetch = fakeParent({}, seen);
+    const result = await assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch });
+    await assign({ url: `${URL_BASE}/`, srt: SRT, ip: IP, trust, fetch });
+    assert.deepEqual(seen.paths.slice(0, 3), ['/v1/attestation', '/v1/keys', '/v1/dip/assign']);
+    assert.equal(seen.nonces.length, 2);
+    assert.notEqual(seen.nonces[0], seen.nonces[1]);
+    assert.equal(decodeBase64url(seen.nonces[0]!)!.length, 32);
+    assert.equal(result.ip, IP);
+    assert.equal(result.datClaims.ip, IP);
+    assert.equal(result.drtClaims.sub, 'subscription-1');
+    assert.equal(result.drtClaims.did, 2);
+    assert.equal(result.reservedUntil, result.drtClaims.exp);
+    assert.equal(decodeJwt(result.dat).sub, undefined);
+  });
+
+  it('refresh keeps the IP of the DRT and returns new tokens', async () => {
+    const fetch = fakeParent();
+    const first = await assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch });
+    const second = await refresh({ url: URL_BASE, srt: SRT, drt: first.drt, trust, fetch });
+    assert.equal(second.ip, IP);
+    assert.notEqual(second.drt, first.drt);
+    assert.notEqual(second.datClaims.jti, first.datClaims.jti);
+  });
+
+  it('attest returns the verified document, the boot key and the bound JWKS', async () => {
+    const enclave = await attest({ url: URL_BASE, trust, fetch: fakeParent() });
+    assert.ok(enclave.attestation.moduleId.startsWith('dev-'));
+    assert.deepEqual(enclave.jwks, JWKS);
+    assert.equal(enclave.bootPublicKey, enclave.attestation.publicKey);
+  });
+
+  it('a server error surfaces with its SPEC code (version_mismatch after a support reset)', async () => {
+    const fetch = fakeParent({ error: { status: 403, code: 'version_mismatch' } });
+    await assert.rejects(refresh({ url: URL_BASE, srt: SRT, drt: (await assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch: fakeParent() })).drt, trust, fetch }), (e: unknown) => isCode('version_mismatch')(e) && (e as ClientError).fromServer);
+  });
+
+  const attestationCases: Array<[string, Tamper, Partial<Trust>, string]> = [
+    ['PCRs other than the expected ones', {}, { expectedPcrs: { ...DEV_PCRS, pcr2: new Uint8Array(48).fill(7) } }, 'pcr_mismatch'],
+    ['a document under another root', { otherNsm: true }, {}, 'chain_root_mismatch'],
+    ['a document for another nonce (replay)', { otherNonce: true }, {}, 'nonce_mismatch'],
+    ['no user_data', { noUserData: true }, {}, 'user_data_malformed'],
+    ['no public_key to seal to', { noPublicKey: true }, {}, 'public_key_missing'],
+    ['a root hash that differs from the pin', {}, { rootSha256: '00'.repeat(32) }, 'chain_root_mismatch'],
+  ];
+  for (const [what, tamper, trustChange, detail] of attestationCases) {
+    it(`assign refuses ${what}: attestation_failed (${detail}) and nothing is sent`, async () => {
+      const seen = { nonces: [] as string[], paths: [] as string[] };
+      await assert.rejects(
+        assign({ url: URL_BASE, srt: SRT, ip: IP, trust: { ...trust, ...trustChange, allowDebug: false, maxAgeMs: 60_000 }, fetch: fakeParent(tamper, seen) }),
+        isCode('attestation_failed', detail),
+      );
+      assert.ok(!seen.paths.includes('/v1/dip/assign'));
+    });
+  }
+
+  it('a JWKS whose SHA-256 is not the one in user_data is jwks_mismatch, even if it only differs in spacing', async () => {
+    const spaced = new TextEncoder().encode(JSON.stringify({ keys: [datKey.jwk] }, null, 1));
+    await assert.rejects(assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch: fakeParent({ servedJwks: spaced }) }), isCode('jwks_mismatch'));
+  });
+
+  const checks: Array<[string, Tamper, string]> = [
+    ['a clear IP other than the requested one', { clearIp: '198.51.100.24' }, 'ip_mismatch'],
+    ['a DAT for another IP', { datIp: '198.51.100.24' }, 'ip_mismatch'],
+    ['a DRT for another IP', { drtIp: '198.51.100.24' }, 'ip_mismatch'],
+    ['a reservedUntil that is not the DRT exp', { reservedUntilDelta: 1 }, 'reservation_mismatch'],
+    ['a DRT whose kid is a DAT key', { drtKid: datKey.jwk.kid! }, 'drt_unexpected'],
+    ['a DRT for another subscription', { drtSub: 'subscription-2' }, 'drt_unexpected'],
+    ['a response sealed under another context', { wrongContext: true }, 'response_invalid'],
+  ];
+  for (const [what, tamper, code] of checks) {
+    it(`assign refuses ${what}: ${code}`, async () => {
+      await assert.rejects(assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch: fakeParent(tamper) }), isCode(code));
+    });
+  }
+
+  it('a DRT whose did differs from the SRT\'s is drt_unexpected', async () => {
+    await assert.rejects(assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch: fakeParent({ drtDid: 3 }) }), isCode('drt_unexpected'));
+  });
+
+  it('refresh refuses a DRT it cannot read before contacting anyone', async () => {
+    const seen = { nonces: [] as string[], paths: [] as string[] };
+    await assert.rejects(refresh({ url: URL_BASE, srt: SRT, drt: 'not-a-jwt', trust, fetch: fakeParent({}, seen) }), isCode('token_unreadable'));
+    assert.equal(seen.paths.length, 0);
+  });
+});
+
