@@ -95,6 +95,11 @@ async function startVsockBridge(target: string, options: BridgeOptions): Promise
   // mkdtemp makes the directory 0700: no other local user can connect through the bridge.
   const dir = mkdtempSync(join(tmpdir(), 'dip-parent-'));
   const path = join(dir, 'enclave.sock');
+  // socat's address syntax gives these characters meaning (a TMPDIR holding one cannot be used).
+  if (/[,!:{}"'\\\s]/.test(path)) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new TypeError('the temporary directory path contains a character socat cannot take');
+  }
   let child: ChildProcess | null = null;
   let stopped = false;
   let restarts = 0;
@@ -102,7 +107,10 @@ async function startVsockBridge(target: string, options: BridgeOptions): Promise
 
   const run = (): void => {
     const started = Date.now();
-    const proc = spawn(options.socat ?? 'socat', [`UNIX-LISTEN:${path},fork,unlink-early`, target], { stdio: 'ignore' });
+    const proc = spawn(options.socat ?? 'socat', [`UNIX-LISTEN:${path},fork,unlink-early`, target], {
+      stdio: 'ignore',
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+    });
     child = proc;
     proc.on('error', () => {}); // a missing executable also ends in 'exit' (code null) or 'close'
     proc.on('close', (code) => {
@@ -115,6 +123,9 @@ async function startVsockBridge(target: string, options: BridgeOptions): Promise
       restartTimer = setTimeout(run, delay);
     });
   };
+  // If the parent dies without close(), the bridge must not outlive it.
+  const killOnExit = (): void => void child?.kill('SIGTERM');
+  process.once('exit', killOnExit);
   run();
 
   const deadline = Date.now() + (options.readyTimeoutMs ?? 2000);
@@ -125,6 +136,7 @@ async function startVsockBridge(target: string, options: BridgeOptions): Promise
     async close() {
       stopped = true;
       clearTimeout(restartTimer);
+      process.removeListener('exit', killOnExit);
       const proc = child;
       if (proc !== null && proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((resolve) => proc.once('close', resolve));
