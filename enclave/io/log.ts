@@ -9,6 +9,7 @@ import { formatListenAddress, type ListenAddress } from './address.js';
 
 export type Mode = 'development' | 'production';
 export type StopSignal = 'SIGTERM' | 'SIGINT';
+export type CrashKind = 'exception' | 'rejection';
 
 /** Why startup stopped, each with the one message an operator sees; never library text. */
 export const STARTUP_FAILURES = {
@@ -54,6 +55,8 @@ export interface EventFields {
   stopping: { signal: StopSignal; connections: number };
   stopped: { ms: number };
   startup_failed: { reason: StartupFailure };
+  /** A bug escaped every handler; the process exits (in the enclave: reboots with a new boot key). */
+  crashed: { kind: CrashKind };
 }
 export type LogEvent = keyof EventFields;
 
@@ -63,12 +66,14 @@ export interface Logger {
 
 const MODES: readonly string[] = ['development', 'production'];
 const SIGNALS: readonly string[] = ['SIGTERM', 'SIGINT'];
+const CRASH_KINDS: readonly string[] = ['exception', 'rejection'];
 const ADDRESS_PATTERN = /^(unix|tcp):[-\w./[\]:]{1,200}$/;
 
 /** Run-time twin of EventFields: what each field name may hold. */
 const FIELD_CHECKS: Readonly<Record<string, (value: unknown) => boolean>> = {
   mode: (v) => typeof v === 'string' && MODES.includes(v),
   signal: (v) => typeof v === 'string' && SIGNALS.includes(v),
+  kind: (v) => typeof v === 'string' && CRASH_KINDS.includes(v),
   version: (v) => typeof v === 'string' && VERSION_PATTERN.test(v),
   address: (v) => typeof v === 'string' && ADDRESS_PATTERN.test(v),
   op: isOp,
@@ -84,7 +89,8 @@ function isCount(value: unknown): boolean {
 }
 
 const EVENTS: ReadonlySet<string> = new Set<LogEvent>([
-  'started', 'listening', 'request_failed', 'connection_rejected', 'backpressure', 'stopping', 'stopped', 'startup_failed',
+  'started', 'listening', 'request_failed', 'connection_rejected', 'backpressure',
+  'stopping', 'stopped', 'startup_failed', 'crashed',
 ]);
 
 /** Keeps only the fields whose name and value pass FIELD_CHECKS; durations are rounded. */

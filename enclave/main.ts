@@ -1,0 +1,233 @@
+// The enclave process (SPEC §3, §5, §8): reads its flags, builds the NSM (the device in
+// production, the emulator with --dev), makes the boot key and the service, and serves the wire
+// protocol on --listen until SIGTERM or SIGINT.
+// Run: node --import tsx enclave/main.ts --listen unix:PATH|tcp:HOST:PORT [--dev DIR]
+
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import packageJson from '../package.json' with { type: 'json' };
+import { generateBootKey } from '../protocol/hpke.js';
+import { parseIssuerConfig, parseSrtTrust, srtTrustFromDevIssuer, type SrtTrust } from './core/config.js';
+import { createInMemoryKeyCustody, ecJwkThumbprint } from './core/keys.js';
+import { createEnclaveService } from './core/service.js';
+import { parseListenAddress, type ListenAddress } from './io/address.js';
+import { createLogger, safeAddress, safeVersion, STARTUP_FAILURES, type Logger, type Mode, type StartupFailure, type StopSignal } from './io/log.js';
+import { startServer } from './io/server.js';
+// The production issuer trust is imported, not read at run time, so that it is inside the
+// bundle and measured into PCR2 with the code (SPEC §2, enclave/issuers/README.md).
+import issuerConfigJson from './issuers/config.json' with { type: 'json' };
+import issuerJwksJson from './issuers/srt-issuer.jwks.json' with { type: 'json' };
+import { createEmulatorNsm } from './nsm/emulator.js';
+import type { Nsm } from './nsm/nsm.js';
+
+/**
+ * Whether this is a production build, which refuses --dev (SPEC §8). The enclave image's esbuild
+ * bundle defines `process.env.DIP_BUILD` as "production", which bakes the answer into the
+ * measured code: no environment of the running enclave can change it. Under tsx (development,
+ * tests) it is read from the environment. This is the only place that reads it.
+ */
+const PRODUCTION_BUILD = process.env.DIP_BUILD === 'production';
+
+const VERSION = safeVersion(packageJson.version);
+
+/** SPEC §8: the development SRT issuer written to DIR/srt-issuer.json when it does not exist. */
+const DEV_SRT_ISSUER = 'https://dev-subscriptions.invalid';
+const DEV_SRT_AUDIENCE = 'dip-dev';
+/** The `iss` of development DATs and DRTs: visibly not the production issuer. */
+const DEV_DAT_ISSUER = 'https://dip-dev.invalid';
+
+const USAGE = `usage: node --import tsx enclave/main.ts --listen ADDRESS [--dev DIR]
+
+  --listen ADDRESS  where to serve the enclave wire protocol: unix:PATH or tcp:HOST:PORT
+  --dev DIR         development mode: the NSM emulator instead of /dev/nsm, trusting the SRT
+                    issuer in DIR/srt-issuer.json (created when missing) and writing the
+                    emulator's root certificate to DIR/nsm-root.pem. Refused by production builds.
+  -h, --help        this text
+`;
+
+class StartupError extends Error {
+  constructor(readonly reason: StartupFailure) {
+    super(STARTUP_FAILURES[reason]);
+  }
+}
+
+interface Config {
+  listen: ListenAddress;
+  /** The development state directory, or null in production mode. */
+  devDir: string | null;
+}
+
+interface Environment {
+  mode: Mode;
+  nsm: Nsm;
+  srtTrust: SrtTrust;
+  datIssuer: string;
+}
+
+function readConfig(argv: string[]): Config | 'help' {
+  let values: { listen?: string; dev?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { listen: { type: 'string' }, dev: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch {
+    throw new StartupError('usage');
+  }
+  if (values.help === true) return 'help';
+  if (values.listen === undefined || values.dev === '') throw new StartupError('usage');
+  let listen: ListenAddress;
+  try {
+    listen = parseListenAddress(values.listen);
+  } catch {
+    throw new StartupError('bad_listen_address');
+  }
+  if (values.dev !== undefined && PRODUCTION_BUILD) throw new StartupError('dev_refused');
+  return { listen, devDir: values.dev ?? null };
+}
+
+/** Writes through a temporary file and a rename, so a reader never sees half a file. */
+function writeFileAtomic(path: string, text: string, mode: number): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, text, { mode });
+  chmodSync(temporary, mode);
+  renameSync(temporary, path);
+}
+
+/** SPEC §8 `srt-issuer.json`: `{"iss", "aud", "jwk": private ES256 JWK with kid and alg}`. */
+function readOrCreateDevIssuer(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+    const issuer = {
+      iss: DEV_SRT_ISSUER,
+      aud: DEV_SRT_AUDIENCE,
+      jwk: { ...jwk, kid: ecJwkThumbprint(jwk), alg: 'ES256', use: 'sig' },
+    };
+    // The private key lets anyone mint development SRTs: owner-only.
+    writeFileAtomic(path, `${JSON.stringify(issuer, null, 2)}\n`, 0o600);
+    return issuer;
+  }
+  return JSON.parse(text);
+}
+
+async function development(dir: string): Promise<Environment> {
+  let srtTrust: SrtTrust;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    srtTrust = srtTrustFromDevIssuer(readOrCreateDevIssuer(join(dir, 'srt-issuer.json')));
+  } catch {
+    throw new StartupError('dev_state_unusable');
+  }
+  const nsm = await createEmulatorNsm();
+  try {
+    // The trust anchor for development documents (SPEC §7 step 3): public, readable by all.
+    writeFileAtomic(join(dir, 'nsm-root.pem'), nsm.rootCertificatePem, 0o644);
+  } catch {
+    await nsm.close();
+    throw new StartupError('dev_state_unusable');
+  }
+  return { mode: 'development', nsm, srtTrust, datIssuer: DEV_DAT_ISSUER };
+}
+
+/** The real NSM. Imported only here, so development never loads the native ioctl code. */
+async function openDeviceNsm(): Promise<Nsm> {
+  try {
+    const { openNsmDevice } = await import('./nsm/device.js');
+    return await openNsmDevice();
+  } catch {
+    throw new StartupError('nsm_unavailable');
+  }
+}
+
+async function production(): Promise<Environment> {
+  let trust: { srtTrust: SrtTrust; datIssuer: string } | null = null;
+  try {
+    trust = { srtTrust: parseSrtTrust(issuerJwksJson, issuerConfigJson), datIssuer: parseIssuerConfig(issuerConfigJson).datIssuer };
+  } catch {
+    // Reported after the NSM check: off Nitro, "use --dev" is the more useful message.
+  }
+  const nsm = await openDeviceNsm();
+  if (trust === null) {
+    await nsm.close();
+    throw new StartupError('issuer_config_invalid');
+  }
+  return { mode: 'production', nsm, ...trust };
+}
+
+/** Builds the NSM and the issuer trust for the mode the flags select. */
+function prepare(config: Config): Promise<Environment> {
+  return config.devDir === null ? production() : development(config.devDir);
+}
+
+function failStartup(log: Logger, error: unknown): never {
+  const reason = error instanceof StartupError ? error.reason : 'service_failed';
+  log.event('startup_failed', { reason });
+  process.exit(reason === 'usage' || reason === 'bad_listen_address' ? 2 : 1);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const log = createLogger();
+  // Node's default handler would print the error's text, which could hold request data. A bug
+  // that escapes every handler ends the process; the enclave reboots with a new boot key.
+  process.on('uncaughtException', () => {
+    log.event('crashed', { kind: 'exception' });
+    process.exit(70);
+  });
+  process.on('unhandledRejection', () => {
+    log.event('crashed', { kind: 'rejection' });
+    process.exit(70);
+  });
+
+  let config: Config | 'help';
+  let environment: Environment;
+  try {
+    config = readConfig(argv);
+    if (config === 'help') {
+      process.stdout.write(USAGE);
+      return;
+    }
+    environment = await prepare(config);
+  } catch (error) {
+    failStartup(log, error);
+  }
+
+  const service = await createEnclaveService({
+    nsm: environment.nsm,
+    bootKey: generateBootKey(),
+    custody: createInMemoryKeyCustody(),
+    srtTrust: environment.srtTrust,
+    datIssuer: environment.datIssuer,
+    version: VERSION,
+  }).catch((error: unknown) => failStartup(log, error));
+  log.event('started', { mode: environment.mode, version: VERSION });
+
+  const server = await startServer({ address: config.listen, handle: service.handle, log }).catch(() =>
+    failStartup(log, new StartupError('listen_failed')),
+  );
+  log.event('listening', { address: safeAddress(server.address) });
+
+  let stopping = false;
+  const stop = async (signal: StopSignal): Promise<void> => {
+    // A second signal while draining means "now".
+    if (stopping) process.exit(1);
+    stopping = true;
+    const started = performance.now();
+    log.event('stopping', { signal, connections: server.connections });
+    await server.close();
+    await environment.nsm.close();
+    log.event('stopped', { ms: performance.now() - started });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+await main(process.argv.slice(2));
