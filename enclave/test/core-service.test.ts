@@ -1,0 +1,359 @@
+// SPEC §5 ops through createEnclaveService().handle: assign and refresh end to end (sealed with
+// HPKE as the app does it), the jwks/attest binding of SPEC §3, health, and error hygiene.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { decodeAttestationPayload, decodeUserData } from '../../protocol/attestation-document.js';
+import { decodeCbor, encodeCbor, isCborMap } from '../../protocol/cbor.js';
+import { decodeCoseSign1 } from '../../protocol/cose.js';
+import { DipError, type ErrorCode } from '../../protocol/errors.js';
+import { generateBootKey, openResponse, sealRequest, type BootKey, type ResponseContext, type SealedOp } from '../../protocol/hpke.js';
+import type { EnclaveRequest } from '../../protocol/messages.js';
+import { createEmulatorNsm } from '../nsm/emulator.js';
+import type { AttestationRequest, Nsm } from '../nsm/nsm.js';
+import { createInMemoryKeyCustody, type KeyCustody } from '../core/keys.js';
+import { createEnclaveService, type EnclaveService } from '../core/service.js';
+import { issueDat, issueDrt, verifyDat, verifyDrt } from '../core/tokens.js';
+import { DAT_ISSUER, DID, NOW, SUB, decodeToken, makeIssuer, mintSrt, trustFor, type TestIssuer } from './core-fixtures.js';
+
+const IP = '198.51.100.23';
+
+class RecordingNsm implements Nsm {
+  readonly requests: AttestationRequest[] = [];
+  async attestation(request: AttestationRequest): Promise<Uint8Array> {
+    this.requests.push(request);
+    return Uint8Array.of(0xd2, 0x84);
+  }
+  async close(): Promise<void> {}
+}
+
+interface Setup {
+  service: EnclaveService;
+  bootKey: BootKey;
+  custody: KeyCustody;
+  nsm: RecordingNsm;
+  issuer: TestIssuer;
+  clock: { now: number };
+}
+
+async function setup(): Promise<Setup> {
+  const bootKey = generateBootKey();
+  const custody = createInMemoryKeyCustody();
+  const nsm = new RecordingNsm();
+  const issuer = makeIssuer('ES256');
+  const clock = { now: NOW };
+  const service = await createEnclaveService({
+    nsm,
+    bootKey,
+    custody,
+    srtTrust: trustFor([issuer]),
+    datIssuer: DAT_ISSUER,
+    version: '1.2.3-test',
+    now: () => clock.now,
+  });
+  return { service, bootKey, custody, nsm, issuer, clock };
+}
+
+let nextId = 1;
+
+function seal(s: Setup, op: SealedOp, payload: unknown): { request: Uint8Array; context: ResponseContext } {
+  const { encapsulatedRequest, context } = sealRequest(s.bootKey.publicKeySpki, op, encodeCbor(payload));
+  return { request: encapsulatedRequest, context };
+}
+
+function assignRequest(request: Uint8Array, ip = IP): EnclaveRequest {
+  return { id: nextId++, op: 'assign', body: { ip, request } };
+}
+
+function refreshRequest(request: Uint8Array): EnclaveRequest {
+  return { id: nextId++, op: 'refresh', body: { request } };
+}
+
+/** Opens the sealed response as the app does and returns its tokens. */
+function openTokens(context: ResponseContext, body: Record<string, unknown>): { dat: string; drt: string } {
+  const map = decodeCbor(openResponse(context, body.response as Uint8Array));
+  assert.ok(isCborMap(map));
+  assert.deepEqual([...map.keys()], ['dat', 'drt']);
+  return { dat: map.get('dat') as string, drt: map.get('drt') as string };
+}
+
+async function assignFor(s: Setup, srtOverrides: Record<string, unknown> = {}): Promise<{ dat: string; drt: string; body: Record<string, unknown> }> {
+  const { request, context } = seal(s, 'assign', { srt: await mintSrt(s.issuer, srtOverrides) });
+  const body = await s.service.handle(assignRequest(request));
+  return { ...openTokens(context, body), body };
+}
+
+async function rejects(s: Setup, request: EnclaveRequest, code: ErrorCode): Promise<DipError> {
+  let caught: unknown;
+  await assert.rejects(
+    s.service.handle(request).catch((e: unknown) => {
+      caught = e;
+      throw e;
+    }),
+    (e: unknown) => e instanceof DipError && e.code === code,
+  );
+  return caught as DipError;
+}
+
+const s = await setup();
+
+describe('assign', () => {
+  it('returns the IP, reservedUntil = the DRT exp, and a sealed {dat, drt}', async () => {
+    const { dat, drt, body } = await assignFor(s);
+    assert.deepEqual(Object.keys(body), ['ip', 'reservedUntil', 'response']);
+    assert.equal(body.ip, IP);
+    assert.equal(body.reservedUntil, NOW + 5_184_000);
+    assert.deepEqual(await verifyDat(JSON.parse(Buffer.from(s.service.jwksBytes).toString()), DAT_ISSUER, dat, NOW), { ip: IP, exp: NOW + 259_200 });
+    assert.deepEqual(verifyDrt(s.custody.drtKey(), DAT_ISSUER, drt, NOW), { sub: SUB, did: DID, ip: IP, exp: NOW + 5_184_000 });
+    assert.equal(decodeToken(dat).header.kid, s.custody.datKey().kid);
+    assert.equal(decodeToken(drt).header.kid, s.custody.drtKey().kid);
+  });
+
+  it('refuses a request sealed for refresh (decrypt_failed)', async () => {
+    const { request } = seal(s, 'refresh', { srt: await mintSrt(s.issuer) });
+    await rejects(s, assignRequest(request), 'decrypt_failed');
+  });
+
+  it('refuses a payload with extra keys, missing keys or wrong types (bad_request)', async () => {
+    const srt = await mintSrt(s.issuer);
+    for (const payload of [{ srt, drt: 'x' }, {}, { srt: 7 }, { SRT: srt }, [srt], srt, new Map([[1, srt]])]) {
+      await rejects(s, assignRequest(seal(s, 'assign', payload).request), 'bad_request');
+    }
+  });
+
+  it('refuses a payload that is not CBOR (bad_request)', async () => {
+    for (const bytes of [Uint8Array.of(0xa1), Uint8Array.of(0xa1, 0x63, 0x73, 0x72, 0x74, 0x60, 0x00), Uint8Array.of(0xff)]) {
+      const { encapsulatedRequest } = sealRequest(s.bootKey.publicKeySpki, 'assign', bytes);
+      await rejects(s, assignRequest(encapsulatedRequest), 'bad_request');
+    }
+  });
+
+  it('refuses garbage and a request sealed to another boot key (decrypt_failed)', async () => {
+    await rejects(s, assignRequest(Uint8Array.of(1, 2, 3)), 'decrypt_failed');
+    const other = generateBootKey();
+    const { encapsulatedRequest } = sealRequest(other.publicKeySpki, 'assign', encodeCbor({ srt: await mintSrt(s.issuer) }));
+    await rejects(s, assignRequest(encapsulatedRequest), 'decrypt_failed');
+  });
+
+  it('refuses an IP that is not canonical (bad_request)', async () => {
+    const { request } = seal(s, 'assign', { srt: await mintSrt(s.issuer) });
+    await rejects(s, assignRequest(request, '2001:0db8::1'), 'bad_request');
+  });
+
+  it('passes on the SRT codes', async () => {
+    const cases: [Record<string, unknown>, ErrorCode][] = [
+      [{ exp: NOW - 90 }, 'srt_expired'],
+      [{ iss: 'https://evil.example' }, 'srt_invalid'],
+      [{ entitlements: undefined }, 'not_entitled'],
+    ];
+    for (const [overrides, code] of cases) {
+      const { request } = seal(s, 'assign', { srt: await mintSrt(s.issuer, overrides) });
+      await rejects(s, assignRequest(request), code);
+    }
+  });
+});
+
+describe('refresh', () => {
+  async function refreshWith(srtOverrides: Record<string, unknown>, drt: string): Promise<EnclaveRequest> {
+    const { request } = seal(s, 'refresh', { srt: await mintSrt(s.issuer, srtOverrides), drt });
+    return refreshRequest(request);
+  }
+
+  it("issues a new DAT and DRT for the DRT's IP, same sub and did", async () => {
+    const first = await assignFor(s);
+    s.clock.now = NOW + 86_400;
+    try {
+      const { request, context } = seal(s, 'refresh', { srt: await mintSrt(s.issuer, { iat: s.clock.now - 10, exp: s.clock.now + 3600 }), drt: first.drt });
+      const body = await s.service.handle(refreshRequest(request));
+      assert.equal(body.ip, IP);
+      assert.equal(body.reservedUntil, NOW + 86_400 + 5_184_000);
+      const { dat, drt } = openTokens(context, body);
+      assert.notEqual(drt, first.drt);
+      assert.deepEqual(verifyDrt(s.custody.drtKey(), DAT_ISSUER, drt, s.clock.now), { sub: SUB, did: DID, ip: IP, exp: NOW + 86_400 + 5_184_000 });
+      assert.equal((await verifyDat({ keys: [s.custody.datKey().publicJwk] }, DAT_ISSUER, dat, s.clock.now)).ip, IP);
+    } finally {
+      s.clock.now = NOW;
+    }
+  });
+
+  it("rejects a DRT whose did differs from the SRT's (version_mismatch)", async () => {
+    const { drt } = await assignFor(s);
+    await rejects(s, await refreshWith({ entitlements: { 'xv.vpn.dip': { did: DID + 1 } } }, drt), 'version_mismatch');
+  });
+
+  it("rejects a DRT whose sub differs from the SRT's (subject_mismatch)", async () => {
+    const { drt } = await assignFor(s);
+    await rejects(s, await refreshWith({ sub: 'another-subscription' }, drt), 'subject_mismatch');
+  });
+
+  it('rejects an expired DRT (drt_expired)', async () => {
+    const old = issueDrt(s.custody.drtKey(), DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW - 5_184_000 - 90).token;
+    await rejects(s, await refreshWith({}, old), 'drt_expired');
+  });
+
+  it('rejects a DAT presented as a DRT (drt_invalid)', async () => {
+    const { dat } = await assignFor(s);
+    await rejects(s, await refreshWith({}, dat), 'drt_invalid');
+    const datKeyDrt = issueDrt(s.custody.datKey(), DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW).token;
+    await rejects(s, await refreshWith({}, datKeyDrt), 'drt_invalid');
+    const drtKeyDat = issueDat(s.custody.drtKey(), DAT_ISSUER, IP, NOW).token;
+    await rejects(s, await refreshWith({}, drtKeyDat), 'drt_invalid');
+  });
+
+  it('rejects a DRT from another enclave key (drt_invalid)', async () => {
+    const stranger = createInMemoryKeyCustody().drtKey();
+    await rejects(s, await refreshWith({}, issueDrt(stranger, DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW).token), 'drt_invalid');
+  });
+
+  it('checks the SRT too', async () => {
+    const { drt } = await assignFor(s);
+    await rejects(s, await refreshWith({ exp: NOW - 90 }, drt), 'srt_expired');
+    await rejects(s, await refreshWith({ entitlements: {} }, drt), 'not_entitled');
+  });
+
+  it('refuses a request sealed for assign (decrypt_failed)', async () => {
+    const { drt } = await assignFor(s);
+    const { request } = seal(s, 'assign', { srt: await mintSrt(s.issuer), drt });
+    await rejects(s, refreshRequest(request), 'decrypt_failed');
+  });
+
+  it('refuses a payload with extra or missing keys (bad_request)', async () => {
+    const { drt } = await assignFor(s);
+    const srt = await mintSrt(s.issuer);
+    for (const payload of [{ srt, drt, extra: 'x' }, { srt }, { drt }, { srt, drt: 1 }]) {
+      await rejects(s, refreshRequest(seal(s, 'refresh', payload).request), 'bad_request');
+    }
+  });
+});
+
+describe('jwks and attest', () => {
+  it('publishes the DAT public key only, as UTF-8 JSON {"keys": [...]}', async () => {
+    const body = await s.service.handle({ id: 1, op: 'jwks', body: {} });
+    const jwks = body.jwks as Uint8Array;
+    assert.deepEqual(jwks, s.service.jwksBytes);
+    const parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(jwks)) as { keys: Record<string, unknown>[] };
+    assert.deepEqual(Object.keys(parsed), ['keys']);
+    assert.equal(parsed.keys.length, 1);
+    assert.deepEqual(parsed.keys[0], { ...s.custody.datKey().publicJwk });
+    assert.notEqual(parsed.keys[0]!.kid, s.custody.drtKey().kid);
+    assert.equal('d' in parsed.keys[0]!, false);
+    assert.ok(!Buffer.from(jwks).toString().includes(s.custody.drtKey().publicJwk.x!));
+  });
+
+  it('returns the same bytes every time, unaffected by callers that mutate them', async () => {
+    const first = (await s.service.handle({ id: 1, op: 'jwks', body: {} })).jwks as Uint8Array;
+    first.fill(0);
+    s.service.jwksBytes.fill(0);
+    const second = (await s.service.handle({ id: 2, op: 'jwks', body: {} })).jwks as Uint8Array;
+    assert.equal(JSON.parse(Buffer.from(second).toString()).keys[0].kid, s.custody.datKey().kid);
+  });
+
+  it('asks the NSM for a document binding the nonce, the boot key and sha256(jwks)', async () => {
+    const fresh = await setup();
+    const nonce = new Uint8Array(32).fill(7);
+    const body = await fresh.service.handle({ id: 3, op: 'attest', body: { nonce } });
+    assert.deepEqual(body, { document: Uint8Array.of(0xd2, 0x84) });
+    assert.equal(fresh.nsm.requests.length, 1);
+    const sent = fresh.nsm.requests[0]!;
+    assert.deepEqual(sent.nonce, nonce);
+    assert.deepEqual(sent.publicKey, fresh.bootKey.publicKeySpki);
+    const jwks = (await fresh.service.handle({ id: 4, op: 'jwks', body: {} })).jwks as Uint8Array;
+    assert.deepEqual(sent.userData, encodeCbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', createHash('sha256').update(jwks).digest()]])));
+    assert.deepEqual(decodeUserData(sent.userData!).jwksSha256, new Uint8Array(createHash('sha256').update(jwks).digest()));
+  });
+
+  it('refuses a nonce outside 16..64 bytes (bad_request)', async () => {
+    for (const nonce of [new Uint8Array(15), new Uint8Array(65)]) {
+      await rejects(s, { id: 5, op: 'attest', body: { nonce } }, 'bad_request');
+    }
+  });
+
+  it('produces an emulator document whose user_data, nonce and public_key are ours', async () => {
+    const nsm = await createEmulatorNsm();
+    after(() => nsm.close());
+    const bootKey = generateBootKey();
+    const service = await createEnclaveService({
+      nsm,
+      bootKey,
+      custody: createInMemoryKeyCustody(),
+      srtTrust: trustFor([makeIssuer('ES256')]),
+      datIssuer: DAT_ISSUER,
+      version: 'v',
+    });
+    const nonce = new Uint8Array(16).fill(9);
+    const { document } = (await service.handle({ id: 1, op: 'attest', body: { nonce } })) as { document: Uint8Array };
+    const payload = decodeAttestationPayload(decodeCoseSign1(document).payload);
+    assert.deepEqual(payload.nonce, nonce);
+    assert.deepEqual(payload.publicKey, bootKey.publicKeySpki);
+    assert.deepEqual(decodeUserData(payload.userData!).jwksSha256, new Uint8Array(createHash('sha256').update(service.jwksBytes).digest()));
+  });
+});
+
+describe('health and misuse', () => {
+  it('answers health with status ok and the version', async () => {
+    assert.deepEqual(await s.service.handle({ id: 1, op: 'health', body: {} }), { status: 'ok', version: '1.2.3-test' });
+  });
+
+  it('dates tokens by the system clock when no clock is given', async () => {
+    const bootKey = generateBootKey();
+    const issuer = makeIssuer('ES256');
+    const service = await createEnclaveService({
+      nsm: new RecordingNsm(),
+      bootKey,
+      custody: createInMemoryKeyCustody(),
+      srtTrust: trustFor([issuer]),
+      datIssuer: DAT_ISSUER,
+      version: 'v',
+    });
+    const before = Math.floor(Date.now() / 1000);
+    const srt = await mintSrt(issuer, { iat: before - 10, exp: before + 3600 });
+    const { encapsulatedRequest } = sealRequest(bootKey.publicKeySpki, 'assign', encodeCbor({ srt }));
+    const body = await service.handle(assignRequest(encapsulatedRequest));
+    const later = Math.floor(Date.now() / 1000);
+    assert.ok((body.reservedUntil as number) >= before + 5_184_000 && (body.reservedUntil as number) <= later + 5_184_000);
+  });
+
+  it('answers unknown_op for an op outside the set', async () => {
+    await rejects(s, { id: 1, op: 'sign', body: {} } as unknown as EnclaveRequest, 'unknown_op');
+  });
+
+  it('refuses to start with one key for DATs and DRTs, no datIssuer, or no trusted SRT key', async () => {
+    const custody = createInMemoryKeyCustody();
+    const base = { nsm: new RecordingNsm(), bootKey: generateBootKey(), srtTrust: trustFor([makeIssuer()]), datIssuer: DAT_ISSUER, version: 'v' };
+    const same = { datKey: custody.datKey, drtKey: custody.datKey };
+    await assert.rejects(createEnclaveService({ ...base, custody: same }), TypeError);
+    await assert.rejects(createEnclaveService({ ...base, custody, datIssuer: '' }), TypeError);
+    await assert.rejects(createEnclaveService({ ...base, custody, version: 1 as unknown as string }), TypeError);
+    await assert.rejects(createEnclaveService({ ...base, custody, srtTrust: trustFor([]) }), TypeError);
+  });
+
+  it('never puts the sub, the IP or a token in an error message', async () => {
+    const secretSub = 'sub-4f1c9e2b-secret';
+    const secretIp = '192.0.2.199';
+    const drt = issueDrt(s.custody.drtKey(), DAT_ISSUER, { sub: secretSub, did: DID, ip: secretIp }, NOW).token;
+    const expiredDrt = issueDrt(s.custody.drtKey(), DAT_ISSUER, { sub: secretSub, did: DID, ip: secretIp }, NOW - 6_000_000).token;
+    const requests: [EnclaveRequest, ErrorCode][] = [];
+    const add = async (srtOverrides: Record<string, unknown>, drtToken: string, code: ErrorCode): Promise<void> => {
+      const srt = await mintSrt(s.issuer, { sub: secretSub, ...srtOverrides });
+      requests.push([refreshRequest(seal(s, 'refresh', { srt, drt: drtToken }).request), code]);
+    };
+    await add({ sub: 'other-sub' }, drt, 'subject_mismatch');
+    await add({ entitlements: { 'xv.vpn.dip': { did: 9 } } }, drt, 'version_mismatch');
+    await add({}, expiredDrt, 'drt_expired');
+    await add({}, drt.slice(0, -4) + 'AAAA', 'drt_invalid');
+    await add({ exp: NOW - 600 }, drt, 'srt_expired');
+    await add({ iss: secretSub }, drt, 'srt_invalid');
+    await add({ entitlements: undefined }, drt, 'not_entitled');
+    requests.push([assignRequest(seal(s, 'assign', { srt: secretSub }).request, secretIp), 'srt_invalid']);
+    requests.push([assignRequest(seal(s, 'assign', { srt: secretSub, x: secretIp }).request, secretIp), 'bad_request']);
+    for (const [request, code] of requests) {
+      const error = await rejects(s, request, code);
+      for (const secret of [secretSub, secretIp, drt.slice(0, 20)]) {
+        assert.ok(!error.message.includes(secret), `${code} message leaks input`);
+        assert.ok(!String(error.stack).includes(secret), `${code} stack leaks input`);
+      }
+      assert.equal(error.cause, undefined);
+    }
+  });
+});
