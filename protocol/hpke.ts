@@ -420,9 +420,19 @@ function isP256(key: KeyObject): boolean {
   return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === CURVE;
 }
 
+// The last boot key sealRequest was given: a client seals many requests to one boot key.
+let lastSpki: { readonly spki: Buffer; readonly point: Uint8Array } | undefined;
+
 /** The uncompressed point (pkXm) of a P-256 public key given as SPKI DER; anything else is misuse. */
 function spkiToPoint(spki: Uint8Array): Uint8Array {
   requireBytes(spki, 'publicKeySpki');
+  if (lastSpki !== undefined && lastSpki.spki.equals(spki)) return lastSpki.point;
+  const point = parseSpki(spki);
+  lastSpki = { spki: Buffer.from(spki), point };
+  return point;
+}
+
+function parseSpki(spki: Uint8Array): Uint8Array {
   let key: KeyObject;
   try {
     key = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' });
@@ -440,11 +450,12 @@ const recipients = new WeakMap<KeyObject, Recipient>();
 
 function bootRecipient(bootKey: BootKey): Recipient {
   const privateKey = bootKey?.privateKey;
+  // Only KeyObjects that passed the checks below are in the map, so a hit needs no check.
+  const cached = privateKey instanceof KeyObject ? recipients.get(privateKey) : undefined;
+  if (cached !== undefined) return cached;
   if (!(privateKey instanceof KeyObject) || privateKey.type !== 'private' || !isP256(privateKey)) {
     throw new TypeError('bootKey.privateKey must be a P-256 private KeyObject');
   }
-  const cached = recipients.get(privateKey);
-  if (cached !== undefined) return cached;
   const recipient = recipientFromScalar(Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url'));
   if (!Buffer.from(spkiToPoint(bootKey.publicKeySpki)).equals(recipient.publicKey)) {
     throw new TypeError('bootKey.publicKeySpki does not match bootKey.privateKey');

@@ -275,8 +275,14 @@ test('a request sealed for assign is rejected when opened as refresh, and the ot
 
 test('a request sealed to another boot key is rejected', () => {
   const other = generateBootKey();
-  const req = sealRequest(other.publicKeySpki, 'assign', text('p')).encapsulatedRequest;
-  assertDecryptFailed(() => openRequest(bootKey, 'assign', req));
+  const toOther = sealRequest(other.publicKeySpki, 'assign', text('p')).encapsulatedRequest;
+  const toBoot = sealRequest(bootKey.publicKeySpki, 'assign', text('p')).encapsulatedRequest;
+  const toOtherAgain = sealRequest(other.publicKeySpki, 'assign', text('p')).encapsulatedRequest;
+  assertDecryptFailed(() => openRequest(bootKey, 'assign', toOther));
+  assertDecryptFailed(() => openRequest(bootKey, 'assign', toOtherAgain));
+  assertDecryptFailed(() => openRequest(other, 'assign', toBoot));
+  assert.equal(openRequest(other, 'assign', toOtherAgain).payload.length, 1);
+  assert.equal(openRequest(bootKey, 'assign', toBoot).payload.length, 1);
 });
 
 test('subarray inputs at odd offsets still seal and open', () => {
