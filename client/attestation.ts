@@ -110,11 +110,12 @@ function verifiesWith(key: KeyObject, data: Uint8Array, signature: Uint8Array, e
  */
 function verifyChain(certs: readonly Certificate[], at: number): KeyObject {
   const issuerCount = certs.length - 1;
-  let leafKey: KeyObject | null = null;
+  const keys: KeyObject[] = [];
   for (let i = 0; i < certs.length; i++) {
     const cert = certs[i]!;
     const key = p384Key(cert.subjectPublicKeyInfo);
     if (key === null || !cert.ecdsaSha384) throw new AttestationError('chain_invalid');
+    keys.push(key);
     if (i < issuerCount) {
       const bc = cert.basicConstraints;
       // RFC 5280 §4.2.1.9: pathLen counts the intermediate CAs that may follow this one.
@@ -123,14 +124,12 @@ function verifyChain(certs: readonly Certificate[], at: number): KeyObject {
         throw new AttestationError('chain_invalid');
       }
       if (cert.keyUsage === null || (cert.keyUsage & KEY_USAGE_KEY_CERT_SIGN) === 0) throw new AttestationError('chain_invalid');
-    } else {
-      if (cert.keyUsage === null || (cert.keyUsage & KEY_USAGE_DIGITAL_SIGNATURE) === 0) throw new AttestationError('chain_invalid');
-      leafKey = key;
+    } else if (cert.keyUsage === null || (cert.keyUsage & KEY_USAGE_DIGITAL_SIGNATURE) === 0) {
+      throw new AttestationError('chain_invalid');
     }
     if (i > 0) {
       const issuer = certs[i - 1]!;
-      const issuerKey = p384Key(issuer.subjectPublicKeyInfo)!;
-      if (!bytesEqual(cert.issuer, issuer.subject) || !verifiesWith(issuerKey, cert.tbs, cert.signature, 'der')) {
+      if (!bytesEqual(cert.issuer, issuer.subject) || !verifiesWith(keys[i - 1]!, cert.tbs, cert.signature, 'der')) {
         throw new AttestationError('chain_invalid');
       }
     }
@@ -138,7 +137,7 @@ function verifyChain(certs: readonly Certificate[], at: number): KeyObject {
   for (const cert of certs) {
     if (at < cert.notBefore || at > cert.notAfter) throw new AttestationError('certificate_expired');
   }
-  return leafKey!;
+  return keys[issuerCount]!;
 }
 
 function isAllZero(bytes: Uint8Array): boolean {
