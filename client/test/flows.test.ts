@@ -1,105 +1,13 @@
 // The flows against a fake parent built from the real NSM emulator and protocol/hpke, with
 // tokens minted here, so that each check after opening can be made to fail on its own.
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { after, describe, it } from 'node:test';
-import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
-import { createEmulatorNsm } from '../../enclave/nsm/emulator.js';
-import { encodeUserData } from '../../protocol/attestation-document.js';
-import { decodeBase64url, encodeBase64url } from '../../protocol/base64url.js';
-import { decodeCbor, encodeCbor, type CborMap } from '../../protocol/cbor.js';
-import { generateBootKey, openRequest, sealResponse, type SealedOp } from '../../protocol/hpke.js';
+import { describe, it } from 'node:test';
+import { decodeJwt } from 'jose';
+import { decodeBase64url } from '../../protocol/base64url.js';
 import { ClientError } from '../errors.js';
 import { assign, attest, refresh, type Trust } from '../flows.js';
 import { DEV_PCRS } from '../manifest.js';
-
-const nsm = await createEmulatorNsm();
-after(() => nsm.close());
-const otherNsm = await createEmulatorNsm();
-after(() => otherNsm.close());
-
-async function signingKey() {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  const jwk: JWK = await exportJWK(publicKey);
-  jwk.kid = await calculateJwkThumbprint(jwk, 'sha256');
-  jwk.alg = 'ES256';
-  return { privateKey, jwk };
-}
-const datKey = await signingKey();
-const drtKey = await signingKey();
-const JWKS = new TextEncoder().encode(JSON.stringify({ keys: [datKey.jwk] }));
-const IP = '198.51.100.23';
-const URL_BASE = 'http://parent.test:8080';
-
-interface Tamper {
-  clearIp?: string;
-  datIp?: string;
-  drtIp?: string;
-  reservedUntilDelta?: number;
-  drtKid?: string;
-  drtSub?: string;
-  drtDid?: number;
-  servedJwks?: Uint8Array;
-  otherNonce?: boolean;
-  otherNsm?: boolean;
-  noPublicKey?: boolean;
-  noUserData?: boolean;
-  wrongContext?: boolean;
-  error?: { status: number; code: string };
-}
-
-const trust: Trust = { root: nsm.rootCertificatePem, expectedPcrs: DEV_PCRS };
-const jti = () => randomBytes(16).toString('base64url');
-
-/** A fake parent + enclave: attests with the emulator, opens the request, mints tokens. */
-function fakeParent(tamper: Tamper = {}, seen: { nonces: string[]; paths: string[] } = { nonces: [], paths: [] }) {
-  const bootKey = generateBootKey();
-  const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
-  return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = new URL(String(input));
-    seen.paths.push(url.pathname);
-    if (url.pathname === '/v1/attestation') {
-      const nonceText = url.searchParams.get('nonce')!;
-      seen.nonces.push(nonceText);
-      const nonce = tamper.otherNonce ? new Uint8Array(randomBytes(32)) : decodeBase64url(nonceText)!;
-      const document = await (tamper.otherNsm ? otherNsm : nsm).attestation({
-        nonce,
-        publicKey: tamper.noPublicKey ? null : bootKey.publicKeySpki,
-        userData: tamper.noUserData ? null : encodeUserData(new Uint8Array(createHash('sha256').update(JWKS).digest())),
-      });
-      return json(200, { document: encodeBase64url(document) });
-    }
-    if (url.pathname === '/v1/keys') return new Response(tamper.servedJwks ?? JWKS, { status: 200 });
-    if (tamper.error) return json(tamper.error.status, { error: { code: tamper.error.code, message: 'x' } });
-    const body = JSON.parse(String(init?.body)) as { ip?: string; request: string };
-    const op: SealedOp = url.pathname === '/v1/dip/assign' ? 'assign' : 'refresh';
-    const { payload, context } = openRequest(bootKey, op, decodeBase64url(body.request)!);
-    const fields = decodeCbor(payload) as CborMap;
-    const srt = decodeJwt(fields.get('srt') as string);
-    const ip = op === 'assign' ? body.ip! : (decodeJwt(fields.get('drt') as string)['xv.vpn.dip.details'] as { ip: string }).ip;
-    const now = Math.floor(Date.now() / 1000);
-    const dat = await new SignJWT({ jti: jti(), 'xv.vpn.dip.details': { ip: tamper.datIp ?? ip } })
-      .setProtectedHeader({ alg: 'ES256', typ: 'dat+jwt', kid: datKey.jwk.kid! })
-      .setIssuer('dip-enclave').setIssuedAt(now).setExpirationTime(now + 259_200).sign(datKey.privateKey);
-    const did = (srt['entitlements'] as Record<string, { did: number }>)['xv.vpn.dip']!.did;
-    const drt = await new SignJWT({ sub: tamper.drtSub ?? srt.sub, jti: jti(), 'xv.vpn.dip': { did: tamper.drtDid ?? did }, 'xv.vpn.dip.details': { ip: tamper.drtIp ?? ip } })
-      .setProtectedHeader({ alg: 'ES256', typ: 'drt+jwt', kid: tamper.drtKid ?? drtKey.jwk.kid! })
-      .setIssuer('dip-enclave').setIssuedAt(now).setExpirationTime(now + 5_184_000).sign(drtKey.privateKey);
-    const sealTo = tamper.wrongContext ? { ...context, secret: new Uint8Array(32) } : context;
-    return json(200, {
-      ip: tamper.clearIp ?? ip,
-      reservedUntil: now + 5_184_000 + (tamper.reservedUntilDelta ?? 0),
-      response: encodeBase64url(sealResponse(sealTo, encodeCbor({ dat, drt }))),
-    });
-  };
-}
-
-function srtFor(sub: string, did: number): string {
-  const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  return `${enc({ alg: 'ES256', typ: 'JWT' })}.${enc({ iss: 'dev', sub, iat: now, exp: now + 3600, entitlements: { 'xv.vpn.dip': { did } } })}.c2ln`;
-}
-const SRT = srtFor('subscription-1', 2);
+import { IP, JWKS, SRT, URL_BASE, datKey, fakeParent, srtFor, trust, type Tamper } from './fake-parent.js';
 
 function isCode(code: string, detail?: string) {
   return (error: unknown) => {
