@@ -359,6 +359,23 @@ for (const [name, bad] of hostileRequests) {
   });
 }
 
+test('openRequest turns any single-byte change and any random body behind a valid header into decrypt_failed', () => {
+  fc.assert(
+    fc.property(fc.nat({ max: req.length - 1 }), fc.integer({ min: 1, max: 255 }), (index, mask) => {
+      assertDecryptFailed(() => openRequest(bootKey, 'assign', withByte(req, index, req[index]! ^ mask)));
+    }),
+    { numRuns: 150 },
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (body) => {
+      assertDecryptFailed(() => openRequest(bootKey, 'assign', new Uint8Array([...hdr, ...body])));
+      assertDecryptFailed(() => openRequest(bootKey, 'assign', new Uint8Array([...hdr, 0x04, ...x, ...y, ...body])));
+      assertDecryptFailed(() => openResponse(good.context, body));
+    }),
+    { numRuns: 150 },
+  );
+});
+
 test('the untampered request of the hostile table does open (so each case fails for its own reason)', () => {
   assert.equal(toHex(openRequest(bootKey, 'assign', misaligned(req)).payload), toHex(text('{"srt":"a.b.c"}')));
 });
