@@ -142,7 +142,7 @@ const coseHostile: Array<[string, Uint8Array, string]> = [
   ['alg ES256 (-7)', coseArray(cbor(cbor(new Map([[1, -7]]))), Uint8Array.of(0xa0), cbor(PAYLOAD), cbor(SIG)), 'protected_header'],
   ['alg ES512 (-36)', coseArray(cbor(cbor(new Map([[1, -36]]))), Uint8Array.of(0xa0), cbor(PAYLOAD), cbor(SIG)), 'protected_header'],
   ['alg as text "ES384"', coseArray(cbor(cbor(new Map([[1, 'ES384']]))), Uint8Array.of(0xa0), cbor(PAYLOAD), cbor(SIG)), 'protected_header'],
-  ['a protected header with an extra key', coseArray(cbor(cbor(new Map([[1, -35], [4, Uint8Array.of(1)]]))), Uint8Array.of(0xa0), cbor(PAYLOAD), cbor(SIG)), 'protected_header'],
+  ['a protected header with an extra key', coseArray(cbor(cbor(new Map<number, unknown>([[1, -35], [4, Uint8Array.of(1)]]))), Uint8Array.of(0xa0), cbor(PAYLOAD), cbor(SIG)), 'protected_header'],
   ['a protected header with crit', coseArray(cbor(cbor(new Map<number, unknown>([[1, -35], [2, [99]]]))), Uint8Array.of(0xa0), cbor(PAYLOAD), cbor(SIG)), 'protected_header'],
   ['a protected header with a duplicate alg', coseArray(cbor(Uint8Array.of(0xa2, 0x01, 0x38, 0x22, 0x01, 0x38, 0x22)), Uint8Array.of(0xa0), cbor(PAYLOAD), cbor(SIG)), 'protected_header'],
   ['a protected header with trailing bytes', coseArray(cbor(Uint8Array.of(0xa1, 0x01, 0x38, 0x22, 0x00)), Uint8Array.of(0xa0), cbor(PAYLOAD), cbor(SIG)), 'protected_header'],
