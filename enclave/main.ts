@@ -13,6 +13,7 @@ import { parseIssuerConfig, parseSrtTrust, srtTrustFromDevIssuer, type SrtTrust 
 import { createInMemoryKeyCustody, ecJwkThumbprint } from './core/keys.js';
 import { createEnclaveService } from './core/service.js';
 import { parseListenAddress, type ListenAddress } from './io/address.js';
+import { bridgeVsockToServer, takeVsockFlag, type Bridge } from './io/bridge.js';
 import { createLogger, safeAddress, safeVersion, STARTUP_FAILURES, type Logger, type Mode, type StartupFailure, type StopSignal } from './io/log.js';
 import { startServer } from './io/server.js';
 // The production issuer trust is imported, not read at run time, so that it is inside the
@@ -188,8 +189,16 @@ async function main(argv: string[]): Promise<void> {
 
   let config: Config | 'help';
   let environment: Environment;
+  let vsockPort: number | null;
   try {
-    config = readConfig(argv);
+    // --vsock PORT (production, issue 5): see the bridge below.
+    let rest: string[];
+    try {
+      ({ vsockPort, rest } = takeVsockFlag(argv));
+    } catch {
+      throw new StartupError('usage');
+    }
+    config = readConfig(rest);
     if (config === 'help') {
       process.stdout.write(USAGE);
       return;
@@ -214,6 +223,16 @@ async function main(argv: string[]): Promise<void> {
   );
   log.event('listening', { address: safeAddress(server.address) });
 
+  // socat carries VSOCK-LISTEN:PORT to the Unix socket. If it ever dies the enclave exits (AWS's
+  // init then reboots it with a new boot key) rather than running unreachable.
+  let bridge: Bridge | null = null;
+  if (vsockPort !== null) {
+    bridge = await bridgeVsockToServer(vsockPort, config.listen, () => {
+      process.stderr.write('{"event":"bridge_exited"}\n');
+      process.exit(75);
+    }).catch(() => failStartup(log, new StartupError('listen_failed')));
+  }
+
   let stopping = false;
   const stop = async (signal: StopSignal): Promise<void> => {
     // A second signal while draining means "now".
@@ -221,6 +240,7 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     const started = performance.now();
     log.event('stopping', { signal, connections: server.connections });
+    await bridge?.stop();
     await server.close();
     await environment.nsm.close();
     log.event('stopped', { ms: performance.now() - started });

@@ -135,3 +135,44 @@ export function superviseBridge(options: BridgeOptions): Bridge {
 export function startVsockBridge(vsockPort: number, unixPath: string, onError?: (line: string) => void): Bridge {
   return superviseBridge({ args: enclaveBridgeArgs(vsockPort, unixPath), ...(onError ? { onError } : {}) });
 }
+
+/**
+ * Splits `--vsock PORT` off the enclave's argv; main.ts parses the rest. A repeated flag or a
+ * port that is not a decimal u32 is a TypeError (the caller reports a usage error).
+ */
+export function takeVsockFlag(argv: readonly string[]): { vsockPort: number | null; rest: string[] } {
+  const rest: string[] = [];
+  let vsockPort: number | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const inline = arg.startsWith('--vsock=') ? arg.slice('--vsock='.length) : null;
+    if (arg !== '--vsock' && inline === null) {
+      rest.push(arg);
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (vsockPort !== null || value === undefined || !/^[0-9]{1,10}$/.test(value) || Number(value) > U32_MAX) {
+      throw new TypeError('--vsock takes one VSOCK port (a u32)');
+    }
+    vsockPort = Number(value);
+  }
+  return { vsockPort, rest };
+}
+
+/**
+ * Bridges VSOCK-LISTEN:PORT to the Unix socket the enclave server listens on, and calls `onDeath`
+ * if socat ever exits without stop() asking; resolves once socat listens.
+ */
+export async function bridgeVsockToServer(
+  vsockPort: number,
+  listen: { kind: 'unix'; path: string } | { kind: 'tcp' },
+  onDeath: (exit: BridgeExit) => void,
+): Promise<Bridge> {
+  if (listen.kind !== 'unix') throw new TypeError('--vsock needs --listen unix:PATH');
+  const bridge = startVsockBridge(vsockPort, listen.path);
+  void bridge.exited.then((exit) => {
+    if (!exit.requested) onDeath(exit);
+  });
+  await bridge.ready;
+  return bridge;
+}

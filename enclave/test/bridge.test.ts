@@ -3,7 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,9 @@ import {
   parentBridgeArgs,
   startVsockBridge,
   superviseBridge,
+  takeVsockFlag,
+  bridgeVsockToServer,
+  type BridgeExit,
   tcpBridgeArgs,
   type Bridge,
 } from '../io/bridge.js';
@@ -135,4 +139,71 @@ test('an AF_VSOCK listener can be created and bound on this machine (socat VSOCK
   const listening = await bridge.ready;
   assert.equal(listening, `listening on AF=40 cid:4294967295 port:${port}`);
   assert.equal((await bridge.stop()).requested, true);
+});
+
+test('--vsock PORT is split off the argv; a bad, missing or repeated port is refused', () => {
+  assert.deepEqual(takeVsockFlag(['--listen', 'unix:/run/x.sock', '--vsock', '5000']), { vsockPort: 5000, rest: ['--listen', 'unix:/run/x.sock'] });
+  assert.deepEqual(takeVsockFlag(['--vsock=7', '--dev', 'd']), { vsockPort: 7, rest: ['--dev', 'd'] });
+  assert.deepEqual(takeVsockFlag(['--listen', 'tcp:127.0.0.1:0']), { vsockPort: null, rest: ['--listen', 'tcp:127.0.0.1:0'] });
+  for (const argv of [['--vsock'], ['--vsock', 'x'], ['--vsock', '-1'], ['--vsock', '4294967296'], ['--vsock', '1', '--vsock', '2'], ['--vsock=']]) {
+    assert.throws(() => takeVsockFlag(argv), TypeError, argv.join(' '));
+  }
+});
+
+test('bridgeVsockToServer needs a Unix listen address, and reports a bridge that dies after listening', async (t) => {
+  await assert.rejects(bridgeVsockToServer(5000, { kind: 'tcp' }, () => {}), TypeError);
+  if (!existsSync('/dev/vsock')) {
+    t.skip('/dev/vsock is absent: no VSOCK listener can be bound here');
+    return;
+  }
+  const dir = tempDir(t);
+  let died: BridgeExit | null = null;
+  const deathReported = new Promise<void>((resolve) => {
+    void bridgeVsockToServer(20000 + Math.floor(Math.random() * 40000), { kind: 'unix', path: join(dir, 'e.sock') }, (exit) => {
+      died = exit;
+      resolve();
+    }).then((bridge) => {
+      stopAfter(t, bridge);
+      process.kill(bridge.pid, 'SIGTERM');
+    });
+  });
+  await deathReported;
+  assert.deepEqual(died, { code: 143, signal: null, requested: false });
+});
+
+test('the enclave started with --vsock exits when its socat bridge dies', async (t) => {
+  if (!existsSync('/dev/vsock')) {
+    t.skip('/dev/vsock is absent: no VSOCK listener can be bound here');
+    return;
+  }
+  const dir = tempDir(t);
+  const root = join(import.meta.dirname, '..', '..');
+  const port = 20000 + Math.floor(Math.random() * 40000);
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'enclave/main.ts', '--listen', `unix:${join(dir, 'e.sock')}`, '--dev', join(dir, 'dev'), '--vsock', String(port)],
+    { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // The bridge is a child of the enclave process; wait (bounded) until it is running.
+  let socatPid: number | null = null;
+  child.stderr.on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  for (let i = 0; i < 600 && socatPid === null && child.exitCode === null; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    for (const pid of children) {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`VSOCK-LISTEN:${port}`) && stderr.includes('"listening"')) socatPid = Number(pid);
+    }
+  }
+  assert.ok(socatPid !== null, `the bridge never started: ${stderr}`);
+  process.kill(socatPid, 'SIGKILL');
+  assert.equal(await exited, 75);
+  assert.match(stderr, /"event":"bridge_exited"/);
 });
