@@ -73,5 +73,22 @@ test('two builds in two checkouts at different paths and times give byte-identic
   assert.ok(!text.includes('process.env.DIP_BUILD'), 'DIP_BUILD is still read from the environment');
   // koffi/indirect: no require of every platform's native module.
   assert.ok(!text.includes('build/koffi/darwin_arm64/koffi.node'), 'every koffi native module is required');
+
+  // Standalone, as in the image (no node_modules; koffi's one native module beside it), the
+  // production bundle refuses the emulator whatever the environment says (issue 5.3).
+  const app = join(a, 'image-app');
+  const triplet = `${process.platform}_${process.arch}`;
+  mkdirSync(join(app, 'koffi', triplet), { recursive: true });
+  mkdirSync(join(app, 'enclave'), { recursive: true });
+  copyFileSync(join(a, BUNDLE_PATH), join(app, 'enclave', 'enclave.mjs'));
+  copyFileSync(join(ROOT, 'node_modules/koffi/build/koffi', triplet, 'koffi.node'), join(app, 'koffi', triplet, 'koffi.node'));
+  const refused = spawnSync(process.execPath, [join(app, 'enclave', 'enclave.mjs'), '--listen', `unix:${join(a, 'e.sock')}`, '--dev', join(a, 'dev')], {
+    cwd: app,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', DIP_BUILD: 'development' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.match(refused.stderr, /"reason":"dev_refused"/);
   process.stdout.write(`# bundle ${first.path}: ${first.bytes} bytes, sha384 ${first.sha384}\n`);
 });
