@@ -44,7 +44,7 @@ export class FrameReader {
 
   /**
    * Returns the next complete frame's CBOR item, `null` when more bytes are needed, or throws
-   * `DipError('bad_frame')` for a bad length or undecodable content. After a throw the reader
+   * `DipError('bad_frame')` for a bad length, undecodable content or a null item. After a throw the reader
    * stays failed: the connection must be closed.
    */
   next(): CborValue | null {
@@ -55,11 +55,15 @@ export class FrameReader {
     if (length < 1 || length > MAX_FRAME_BYTES) return this.fail();
     if (this.buffered < FRAME_HEADER_BYTES + length) return null;
     const frame = this.consume(FRAME_HEADER_BYTES + length).subarray(FRAME_HEADER_BYTES);
+    let item: CborValue;
     try {
-      return decodeCbor(frame);
+      item = decodeCbor(frame);
     } catch {
       return this.fail();
     }
+    // A frame holding CBOR null would read as "more bytes needed" and stall the frames after it;
+    // no SPEC §5 message is null, so it is a bad frame.
+    return item === null ? this.fail() : item;
   }
 
   private fail(): never {

@@ -100,6 +100,8 @@ describe('enclave socket server', () => {
     ['a frame that is not CBOR', concatBytes(lengthHeader(2), new Uint8Array([0xff, 0xff])), false],
     ['a frame with trailing bytes after its CBOR item', concatBytes(lengthHeader(2), new Uint8Array([0xa0, 0xa0])), false],
     ['a frame whose item is not a map', encodeFrame([1, 2, 3]), false],
+    // CBOR null once read as "need more bytes", stalling the request behind it in the same write.
+    ['a frame holding CBOR null, followed by a request', concatBytes(lengthHeader(1), new Uint8Array([0xf6]), encodeFrame({ v: 1, id: 1, op: 'health', body: {} })), false],
     ['a request whose id is not an unsigned integer', encodeFrame({ v: 1, id: -1, op: 'health', body: {} }), false],
   ] as const) {
     it(`answers ${name} with one bad_frame error (id 0), closes the connection, and keeps serving others`, async () => {
