@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, OPTIONS, envName, isLoopbackHost, parseConfig, usage } from '../config.js';
+
+const base = ['--enclave', 'unix:/run/dip/enclave.sock'];
+
+const refuses = (argv: string[], env: Record<string, string>, pattern: RegExp): void => {
+  assert.throws(() => parseConfig(argv, env), (e: unknown) => e instanceof ConfigError && pattern.test(e.message), argv.join(' '));
+};
+
+test('defaults follow the issue: 127.0.0.1:8080, 16 KiB bodies, plain HTTP only on loopback', () => {
+  const config = parseConfig(base, {})!;
+  assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8080 });
+  assert.deepEqual(config.enclave, { kind: 'unix', path: '/run/dip/enclave.sock' });
+  assert.equal(config.bodyLimit, 16384);
+  assert.equal(config.allowPlainHttp, false);
+  assert.equal(config.tlsCert, null);
+  assert.equal(config.timeoutMs, 5000);
+  assert.equal(config.poolSize, 4);
+  assert.equal(config.queueLimit, 1024);
+  assert.equal(config.attestationRate, 10);
+  assert.equal(config.attestationBurst, 20);
+});
+
+test('every setting is a flag and a DIP_PARENT_* variable, and a flag wins over the variable', () => {
+  const env = {
+    DIP_PARENT_ENCLAVE: 'tcp:[::1]:7000',
+    DIP_PARENT_LISTEN: '[::1]:9000',
+    DIP_PARENT_TIMEOUT_MS: '250',
+    DIP_PARENT_ATTESTATION_RATE: '0.5',
+    DIP_PARENT_ALLOW_PLAIN_HTTP: 'true',
+  };
+  const fromEnv = parseConfig([], env)!;
+  assert.deepEqual(fromEnv.enclave, { kind: 'tcp', host: '::1', port: 7000 });
+  assert.deepEqual(fromEnv.listen, { host: '::1', port: 9000 });
+  assert.equal(fromEnv.timeoutMs, 250);
+  assert.equal(fromEnv.attestationRate, 0.5);
+  assert.equal(fromEnv.allowPlainHttp, true);
+  const flags = parseConfig(['--timeout-ms=300', '--pool-size', '2', '--enclave', 'vsock:16:5000', '--allow-plain-http=false'], env)!;
+  assert.equal(flags.timeoutMs, 300);
+  assert.equal(flags.poolSize, 2);
+  assert.deepEqual(flags.enclave, { kind: 'vsock', cid: 16, port: 5000 });
+  assert.equal(flags.allowPlainHttp, false);
+  assert.deepEqual(OPTIONS.map(envName).filter((n) => !/^DIP_PARENT_[A-Z_]+$/.test(n)), []);
+});
+
+test('plain HTTP off loopback needs --allow-plain-http; TLS needs both files', () => {
+  refuses([...base, '--listen', '0.0.0.0:8080'], {}, /loopback/);
+  assert.equal(parseConfig([...base, '--listen', '0.0.0.0:8080', '--allow-plain-http'], {})!.allowPlainHttp, true);
+  const tls = parseConfig([...base, '--listen', '10.0.0.5:443', '--tls-cert', '/c.pem', '--tls-key', '/k.pem'], {})!;
+  assert.equal(tls.tlsCert, '/c.pem');
+  refuses([...base, '--tls-cert', '/c.pem'], {}, /go together/);
+  refuses([...base, '--tls-key', '/k.pem'], {}, /go together/);
+  refuses([...base, '--tls-key', ''], {}, /file path/);
+});
+
+test('loopback means 127.0.0.0/8, ::1 and localhost', () => {
+  for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) assert.ok(isLoopbackHost(host), host);
+  for (const host of ['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', 'example.com', '::ffff:127.0.0.1']) assert.ok(!isLoopbackHost(host), host);
+});
+
+test('bad values name the setting and are refused', () => {
+  refuses([], {}, /--enclave .* is required/);
+  refuses(['--enclave', 'http://x'], {}, /--enclave: unsupported/);
+  refuses([...base, '--listen', '8080'], {}, /HOST:PORT/);
+  refuses([...base, '--listen', '::1:8080'], {}, /brackets/);
+  refuses([...base, '--listen', ':8080'], {}, /HOST:PORT/);
+  refuses([...base, '--listen', '127.0.0.1:65536'], {}, /HOST:PORT/);
+  refuses([...base, '--body-limit', '100'], {}, /--body-limit must be an integer in 256\.\.65536/);
+  refuses([...base, '--body-limit', '70000'], {}, /--body-limit/);
+  refuses([...base, '--pool-size', '1.5'], {}, /--pool-size/);
+  refuses([...base, '--queue-limit', '-1'], {}, /--queue-limit/);
+  refuses([...base, '--attestation-rate', '0'], {}, /--attestation-rate must be a positive number/);
+  refuses([...base, '--attestation-rate', 'fast'], {}, /--attestation-rate/);
+  refuses([...base, '--allow-plain-http=maybe'], {}, /true or false/);
+  refuses([...base, '--nope'], {}, /unknown argument "--nope"/);
+  refuses([...base, 'positional'], {}, /unknown argument/);
+  refuses([...base, '--timeout-ms'], {}, /--timeout-ms needs a value/);
+  refuses([], { DIP_PARENT_ENCLAVE: 'unix:/x', DIP_PARENT_POOL_SIZE: 'many' }, /--pool-size/);
+});
+
+test('--help returns null and usage lists every option with its variable and default', () => {
+  assert.equal(parseConfig(['--help'], {}), null);
+  assert.equal(parseConfig(['-h'], {}), null);
+  const text = usage();
+  for (const option of OPTIONS) {
+    assert.ok(text.includes(`--${option.flag}`), option.flag);
+    assert.ok(text.includes(envName(option)), option.flag);
+  }
+  assert.match(text, /--body-limit VALUE.*\(default 16384\)/);
+});
