@@ -248,8 +248,14 @@ export async function runManifestCli(args: string[], root: string, out: (t: stri
   const [command] = args;
   const manifestPath = resolve(root, option(args, '--manifest') ?? 'pcr-manifest.json');
   const commit = option(args, '--commit') ?? gitHead(root);
+  const refuseUnpinned = (manifest: PcrManifest): void => {
+    if (manifest.pcrs.status === 'measured' && manifest.inputs.unpinned.length > 0) {
+      throw new Error(`measured PCRs from unpinned inputs (${manifest.inputs.unpinned.join(', ')}) cannot be reproduced: pin them first`);
+    }
+  };
   if (command === 'write') {
     const manifest = await buildManifest(root, commit, evidenceFrom(args));
+    refuseUnpinned(manifest);
     writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
     out(`wrote ${manifestPath}: commit ${commit}, bundle sha384 ${manifest.bundle.sha384}, PCRs ${manifest.pcrs.status}\n`);
     return 0;
@@ -257,6 +263,7 @@ export async function runManifestCli(args: string[], root: string, out: (t: stri
   if (command === 'verify') {
     const expected = JSON.parse(readFileSync(manifestPath, 'utf8')) as PcrManifest;
     const actual = await buildManifest(root, expected.commit, evidenceFrom(args));
+    refuseUnpinned(actual);
     const differences = diffManifests(expected, actual);
     for (const line of differences) out(`DIFFERENT ${line}\n`);
     if (expected.pcrs.status === 'pending' || actual.pcrs.status === 'pending') {
