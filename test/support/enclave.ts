@@ -193,3 +193,24 @@ export function residentBytes(pid: number): number {
   if (!match) throw new Error('no VmRSS in /proc status');
   return Number(match[1]) * 1024;
 }
+
+/** utime + stime of a process from /proc/<pid>/stat, in clock ticks (Linux). */
+export function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** Resolves once the process has used no CPU for `quietMs` (it has done all it is going to do). */
+export async function waitUntilIdle(pid: number, { quietMs = 1000, maxMs = 180_000 } = {}): Promise<void> {
+  const started = Date.now();
+  let last = cpuTicks(pid);
+  while (Date.now() - started < maxMs) {
+    await new Promise((r) => setTimeout(r, quietMs));
+    const now = cpuTicks(pid);
+    if (now === last) return;
+    last = now;
+  }
+  throw new Error('the process never went idle');
+}
