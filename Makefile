@@ -35,3 +35,74 @@ bench: deps
 
 clean:
 	rm -rf coverage .dev node_modules/.installed
+
+# ---- Nitro: bundle, EIF, PCR manifest and the operator's targets (issues 5 and 6) -------------
+# Owned by the Nitro/reproducible-build work; docs/operations.md and docs/auditing.md explain them.
+# Docker targets need a Docker engine with buildx (BuildKit >= 0.13 for rewrite-timestamp);
+# run-enclave needs a Nitro host with nitro-cli. `make -n TARGET` prints what each would run.
+COMMIT ?= $(shell git rev-parse HEAD)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
+PLATFORM ?= linux/amd64
+IMAGE ?= dip-enclave:$(COMMIT)
+BUILDER_IMAGE ?= dip-eif-builder:$(COMMIT)
+EIF_DIR ?= build/eif
+EIF ?= $(EIF_DIR)/dip-enclave.eif
+ENCLAVE_NAME ?= dip-enclave
+ENCLAVE_CPUS ?= 2
+ENCLAVE_MEMORY_MIB ?= 1024
+ENCLAVE_CID ?= 16
+PARENT_URL ?= http://127.0.0.1:8080
+BUILD_EVIDENCE = --measurements $(EIF_DIR)/measurements.json --eif $(EIF) --builder-info $(EIF_DIR)/builder-info.txt --image-bundle $(EIF_DIR)/image-bundle.mjs
+
+.PHONY: bundle check-pins pin-images eif describe-eif pcr-manifest verify-pcrs run-enclave terminate-enclave enclave-status health
+
+# The deterministic esbuild bundle of the enclave (dist/enclave/enclave.mjs); prints its SHA-384.
+bundle: deps
+	npx tsx scripts/build-bundle.ts
+
+# Refuses to build while any base image or builder input is still marked PIN-ME.
+check-pins:
+	@if grep -n '^ARG .*PIN-ME' Dockerfile.enclave deploy/eif-builder.Dockerfile; then \
+	  echo "check-pins: the inputs above are not pinned; run 'make pin-images' on a host with registry access" >&2; exit 1; fi
+
+# Prints the digest of every base image tag, to be written into the ARG lines as @sha256:...
+pin-images:
+	for ref in $$(sed -n 's/^ARG [A-Z0-9_]*_IMAGE=\([^@]*\)@.*/\1/p' Dockerfile.enclave deploy/eif-builder.Dockerfile); do \
+	  echo "$$ref@$$(docker buildx imagetools inspect "$$ref" --format '{{json .Manifest.Digest}}' | tr -d '"')"; done
+
+# Image (buildx, SOURCE_DATE_EPOCH from the commit, rewrite-timestamp) → EIF (pinned nitro-cli in a
+# container) → Measurements JSON, builder info, the bundle found in the image, and our own describe.
+eif: check-pins
+	mkdir -p $(EIF_DIR)
+	docker buildx build --file Dockerfile.enclave --platform $(PLATFORM) --provenance=false --sbom=false --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) --output type=docker,name=$(IMAGE),rewrite-timestamp=true .
+	docker buildx build --file deploy/eif-builder.Dockerfile --provenance=false --sbom=false --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) --output type=docker,name=$(BUILDER_IMAGE) deploy
+	docker run --rm -v /var/run/docker.sock:/var/run/docker.sock -v $(abspath $(EIF_DIR)):/out $(BUILDER_IMAGE) build-enclave --docker-uri $(IMAGE) --output-file /out/dip-enclave.eif > $(EIF_DIR)/measurements.json
+	docker run --rm --entrypoint sh $(BUILDER_IMAGE) -c 'nitro-cli --version; sha384sum /usr/share/nitro_enclaves/blobs/*' > $(EIF_DIR)/builder-info.txt
+	cid=$$(docker create $(IMAGE)) && docker cp $$cid:/app/enclave/enclave.mjs $(EIF_DIR)/image-bundle.mjs; docker rm $$cid >/dev/null
+	npx tsx scripts/eif-cli.ts describe $(EIF) > $(EIF_DIR)/describe.json
+	cat $(EIF_DIR)/measurements.json
+
+# PCR0/1/2 (and PCR8) of an EIF without nitro-cli: make describe-eif EIF=path/to/file.eif
+describe-eif:
+	npx tsx scripts/eif-cli.ts describe $(EIF)
+
+# Writes pcr-manifest.json for HEAD: with the evidence of `make eif` when it exists, else "pending".
+pcr-manifest: deps
+	npx tsx scripts/pcr-manifest.ts write $(if $(wildcard $(EIF_DIR)/measurements.json),$(BUILD_EVIDENCE))
+
+# Rebuilds everything and compares with pcr-manifest.json field by field (exit 1 on a difference).
+verify-pcrs: deps eif
+	npx tsx scripts/pcr-manifest.ts verify $(BUILD_EVIDENCE)
+
+run-enclave:
+	nitro-cli run-enclave --enclave-name $(ENCLAVE_NAME) --eif-path $(EIF) --cpu-count $(ENCLAVE_CPUS) --memory $(ENCLAVE_MEMORY_MIB) --enclave-cid $(ENCLAVE_CID)
+
+terminate-enclave:
+	nitro-cli terminate-enclave --enclave-name $(ENCLAVE_NAME)
+
+enclave-status:
+	nitro-cli describe-enclaves
+
+# 200 only when the enclave answers `health` through the parent (SPEC §6 /readyz).
+health:
+	curl -fsS $(PARENT_URL)/healthz && curl -fsS $(PARENT_URL)/readyz

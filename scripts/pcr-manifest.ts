@@ -66,7 +66,9 @@ export function pinnedInputs(dockerfiles: string[]): Pick<PcrManifest['inputs'],
 
 /** nitro-cli build-enclave prints {"Measurements": {"HashAlgorithm", "PCR0", "PCR1", "PCR2"[, "PCR8"]}}. */
 export function parseMeasurements(text: string): { PCR0: string; PCR1: string; PCR2: string; PCR8?: string } {
-  const parsed = JSON.parse(text) as { Measurements?: Record<string, unknown> };
+  // nitro-cli may print progress lines before the JSON object: start at the first line that opens it.
+  const start = text.search(/^\{/m);
+  const parsed = JSON.parse(start >= 0 ? text.slice(start) : text) as { Measurements?: Record<string, unknown> };
   const m = parsed.Measurements;
   if (!m || typeof m !== 'object') throw new Error('measurements: no "Measurements" object (is this nitro-cli build-enclave output?)');
   const pick = (k: string): string => {

@@ -67,6 +67,7 @@ test('nitro-cli Measurements, builder info and Dockerfile pins are parsed strict
   const m = { Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: HEX('a'), PCR1: HEX('b'), PCR2: HEX('c') } };
   assert.deepEqual(parseMeasurements(JSON.stringify(m)), { PCR0: HEX('a'), PCR1: HEX('b'), PCR2: HEX('c') });
   assert.equal(parseMeasurements(JSON.stringify({ Measurements: { ...m.Measurements, PCR8: HEX('d') } })).PCR8, HEX('d'));
+  assert.deepEqual(parseMeasurements(`Start building the Enclave Image...\nEnclave Image successfully created.\n${JSON.stringify(m, null, 2)}\n`).PCR2, HEX('c'));
   assert.throws(() => parseMeasurements('{}'), /no "Measurements"/);
   assert.throws(() => parseMeasurements(JSON.stringify({ Measurements: { ...m.Measurements, PCR1: 'zz' } })), /PCR1/);
   const info = parseBuilderInfo(`Nitro CLI 9.9.9\n${HEX('1')}  /usr/share/nitro_enclaves/blobs/init\n${HEX('2')}  /usr/share/nitro_enclaves/blobs/bzImage\n`);
