@@ -33,6 +33,12 @@ dev: deps
 bench: deps
 	npx tsx scripts/bench-core.ts
 
+# One readable transcript of a Dedicated IP's life (development data): uses `make dev`'s stack on
+# 127.0.0.1:8080 when it answers, else starts a throwaway one.
+.PHONY: demo
+demo: deps
+	npx tsx scripts/demo.ts
+
 clean:
 	rm -rf coverage .dev node_modules/.installed
 
