@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ClientError } from '../errors.js';
 import { DEV_PCRS, parseManifest, parsePcrHex, pcrToHex, pcrsFromManifest } from '../manifest.js';
@@ -48,5 +49,21 @@ describe('PCR manifest', () => {
   it('the development PCRs are SHA-384 of "dev-pcr0".."dev-pcr2"', () => {
     assert.equal(pcrToHex(DEV_PCRS.pcr0), createHash('sha384').update('dev-pcr0').digest('hex'));
     assert.equal(pcrToHex(DEV_PCRS.pcr2), createHash('sha384').update('dev-pcr2').digest('hex'));
+  });
+
+  it('reads the repository\'s pcr-manifest.json (dip-pcr-manifest/1): pending → manifest_empty, measured → its PCRs', () => {
+    const text = readFileSync(new URL('../../pcr-manifest.json', import.meta.url), 'utf8');
+    const manifest = JSON.parse(text) as { format: string; pcrs: { status: string; PCR0: string | null } };
+    assert.equal(manifest.format, 'dip-pcr-manifest/1');
+    if (manifest.pcrs.status === 'pending') assert.throws(() => parseManifest(text), isCode('manifest_empty'));
+    else assert.equal(pcrToHex(parseManifest(text).pcr0), manifest.pcrs.PCR0);
+  });
+
+  it('reads both pcrs variants of the dip-pcr-manifest/1 schema', () => {
+    const pending = { format: 'dip-pcr-manifest/1', pcrs: { status: 'pending', reason: 'no build', PCR0: null, PCR1: null, PCR2: null } };
+    assert.throws(() => pcrsFromManifest(pending), isCode('manifest_empty'));
+    const measured = { format: 'dip-pcr-manifest/1', pcrs: { status: 'measured', source: 'nitro-cli', PCR0: A, PCR1: B, PCR2: C, PCR8: A } };
+    const pcrs = pcrsFromManifest(measured);
+    assert.deepEqual([pcrToHex(pcrs.pcr0), pcrToHex(pcrs.pcr1), pcrToHex(pcrs.pcr2)], [A, B, C]);
   });
 });
