@@ -30,7 +30,8 @@ export interface DevIssuer {
 export interface SpawnedEnclave {
   readonly child: ChildProcess;
   readonly pid: number;
-  readonly address: ListenAddress;
+  /** Always DIR/enclave.sock. */
+  readonly address: Extract<ListenAddress, { kind: 'unix' }>;
   /** The --dev state directory. */
   readonly dir: string;
   /** Everything the process wrote to stdout and stderr so far. */
@@ -80,7 +81,7 @@ function parseEvents(output: string): Array<Record<string, unknown>> {
 export async function spawnEnclave(options: { dir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<SpawnedEnclave> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dip-enclave-'));
   const ownsDir = options.dir === undefined;
-  const address: ListenAddress = { kind: 'unix', path: join(dir, 'enclave.sock') };
+  const address = { kind: 'unix', path: join(dir, 'enclave.sock') } as const;
   const run = runEnclaveProcess(['--dev', dir, '--listen', `unix:${address.path}`], options.env);
   let running = true;
   void run.exited.then(() => (running = false));
