@@ -25,6 +25,8 @@ export interface LocalStack {
   url: string;
   /** The development state directory: nsm-root.pem and srt-issuer.json. */
   dir: string;
+  /** Everything the enclave and the parent wrote to stdout and stderr (their logs). */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -87,7 +89,7 @@ export async function startLocalStack(dir: string = mkdtempSync(join(tmpdir(), '
     const event = await waitFor('the parent', () => listeningEvent(started.output()), started.child, started.output);
     const url = `http://127.0.0.1:${String(event['port'])}`;
     await waitFor('the parent /readyz', async () => ((await fetch(`${url}/readyz`).catch(() => null))?.status === 200 ? true : undefined), started.child, started.output);
-    return { url, dir, stop };
+    return { url, dir, stop, output: () => enclave.output() + started.output() };
   } catch (error) {
     await stop();
     throw error;
@@ -117,7 +119,7 @@ export async function runDemo(): Promise<void> {
   const ready = await fetch(`${DEFAULT_URL}/readyz`).then((r) => r.status === 200, () => false);
   const devDir = join(REPO_ROOT, '.dev');
   if (ready && existsSync(join(devDir, 'nsm-root.pem')) && existsSync(join(devDir, 'srt-issuer.json'))) {
-    stack = { url: DEFAULT_URL, dir: devDir, stop: async () => {} };
+    stack = { url: DEFAULT_URL, dir: devDir, output: () => '', stop: async () => {} };
     SAY(`Dedicated IP demo — DEVELOPMENT DATA — using the running dev stack at ${DEFAULT_URL} (state in .dev/)`);
   } else {
     SAY('Dedicated IP demo — DEVELOPMENT DATA — nothing answers on 127.0.0.1:8080, starting a throwaway stack');
