@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { p384 } from '@noble/curves/nist.js';
+import fc from 'fast-check';
 import { AWS_NITRO_ROOT_G1_SHA256, AttestationError, verifyAttestation, type VerifyAttestationOptions } from '../attestation.js';
 import { decodeCoseSign1, encodeCoseSign1, sigStructure } from '../../protocol/cose.js';
 import { decodeAttestationPayload, encodeUserData, decodeUserData } from '../../protocol/attestation-document.js';
@@ -340,4 +341,35 @@ test('attestation error messages are fixed and never echo input', () => {
     assert.ok(!error.message.includes('0368fa67'));
     assert.equal(new AttestationError(error.code).message, error.message);
   }
+});
+
+// --- hostile bytes of any shape ---
+
+test('random mutations of an emulator document only ever fail with AttestationError', async () => {
+  const nsm = await createEmulatorNsm();
+  const document = await nsm.attestation({ nonce: new Uint8Array(16), publicKey: new Uint8Array(91), userData: null });
+  const options = { root: nsm.rootCertificateDer, nonce: new Uint8Array(16) };
+  assert.equal(verifyAttestation(document, options).nonce?.length, 16);
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.nat(document.length - 1), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }),
+      fc.nat(document.length),
+      (edits, cut) => {
+        const mutated = document.slice(0, Math.max(cut, document.length - 64));
+        for (const [at, mask] of edits) if (at < mutated.length) mutated[at]! ^= mask;
+        if (mutated.length === document.length && mutated.every((b, i) => b === document[i])) return;
+        assert.throws(() => verifyAttestation(mutated, options), AttestationError);
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
+
+test('random bytes only ever fail with AttestationError', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
+      assert.throws(() => verifyAttestation(bytes, { root: awsRootPem }), AttestationError);
+    }),
+    { numRuns: 500 },
+  );
 });
