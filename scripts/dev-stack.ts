@@ -1,0 +1,219 @@
+// `make dev`: the whole system on one machine (SPEC §8). Starts the enclave with the NSM emulator
+// on a Unix socket in the state directory and, when parent/main.ts exists, the parent proxy on
+// http://127.0.0.1:8080 in front of it; waits until both answer, says where everything is, and
+// stops both on Ctrl-C.
+//
+//   npx tsx scripts/dev-stack.ts [--state DIR] [--port N]
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { encodeFrame, FrameReader } from '../protocol/frame.js';
+import { parseResponse } from '../protocol/messages.js';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const READY_TIMEOUT_MS = 120_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+const USAGE = `usage: npx tsx scripts/dev-stack.ts [--state DIR] [--port N]
+
+  --state DIR  development state: enclave.sock, nsm-root.pem, srt-issuer.json (default: .dev)
+  --port N     the parent's HTTP port on 127.0.0.1 (default: 8080; 0 picks a free one)
+`;
+
+interface Options {
+  stateDir: string;
+  port: number;
+}
+
+function readOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: { state: { type: 'string' }, port: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help === true) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const port = Number(values.port ?? '8080');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
+  return { stateDir: resolve(REPO_ROOT, values.state ?? '.dev'), port };
+}
+
+/** A child process whose output lines are shown with a name in front. */
+interface Child {
+  name: string;
+  process: ChildProcess;
+  exited: Promise<number>;
+  /** Resolves with the first output line that satisfies `test`. */
+  waitForLine(test: (line: string) => boolean): Promise<string>;
+}
+
+function startChild(name: string, args: string[]): Child {
+  // Its own process group: Ctrl-C reaches only this script, which then stops the children in order.
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const watchers: Array<{ test: (line: string) => boolean; resolve: (line: string) => void }> = [];
+  const onLine = (line: string): void => {
+    process.stdout.write(`${name.padEnd(7)} | ${line}\n`);
+    for (const watcher of watchers.splice(0)) {
+      if (watcher.test(line)) watcher.resolve(line);
+      else watchers.push(watcher);
+    }
+  };
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let pending = '';
+    stream.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop()!;
+      lines.forEach(onLine);
+    });
+  }
+  const exited = new Promise<number>((done) => child.once('close', (code, signal) => done(code ?? (signal ? 1 : 0))));
+  return {
+    name,
+    process: child,
+    exited,
+    waitForLine: (test) => new Promise((resolveLine) => watchers.push({ test, resolve: resolveLine })),
+  };
+}
+
+/** Sends one `health` request over the enclave socket; true when it answers ok. */
+function enclaveHealthy(socketPath: string): Promise<boolean> {
+  return new Promise((resolveHealth) => {
+    const socket = net.connect(socketPath);
+    const reader = new FrameReader();
+    const finish = (ok: boolean): void => {
+      socket.destroy();
+      resolveHealth(ok);
+    };
+    socket.setTimeout(5000, () => finish(false));
+    socket.once('error', () => finish(false));
+    socket.once('connect', () => socket.write(encodeFrame({ v: 1, id: 1, op: 'health', body: {} })));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+        const item = reader.next();
+        if (item !== null) finish(parseResponse(item)?.ok === true);
+      } catch {
+        finish(false);
+      }
+    });
+  });
+}
+
+async function parentReady(port: number): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `check` until it holds; fails when `child` exits first or time runs out. */
+async function waitUntil(what: string, child: Child, check: () => Promise<boolean>): Promise<void> {
+  let exited = false;
+  void child.exited.then(() => (exited = true));
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (!exited && Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(exited ? `the ${child.name} exited before ${what}` : `timed out waiting until ${what}`);
+}
+
+async function stopAll(children: Child[]): Promise<void> {
+  // The parent first, so it drains its requests while the enclave still answers them.
+  for (const child of [...children].reverse()) {
+    if (child.process.exitCode !== null || child.process.signalCode !== null) continue;
+    child.process.kill('SIGTERM');
+    const timer = setTimeout(() => child.process.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await child.exited;
+    clearTimeout(timer);
+  }
+}
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    options = readOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`dev-stack: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const shown = (path: string): string => {
+    const inside = relative(process.cwd(), path);
+    return inside.startsWith('..') ? path : inside || '.';
+  };
+  // SPEC §8: the state directory holds a private key (srt-issuer.json): owner-only.
+  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  const socketPath = join(options.stateDir, 'enclave.sock');
+
+  const children: Child[] = [];
+  let stopping = false;
+  const stop = async (code: number): Promise<number> => {
+    if (!stopping) {
+      stopping = true;
+      await stopAll(children);
+    }
+    return code;
+  };
+  const stopped = new Promise<number>((resolveStop) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void stop(0).then(resolveStop));
+  });
+  // Never leave a child behind, whatever ends this script.
+  process.on('exit', () => children.forEach((c) => c.process.kill('SIGKILL')));
+
+  const enclave = startChild('enclave', ['enclave/main.ts', '--dev', options.stateDir, '--listen', `unix:${socketPath}`]);
+  children.push(enclave);
+  let parentUrl: string | null = null;
+  try {
+    await waitUntil('the enclave answered health', enclave, () => enclaveHealthy(socketPath));
+    if (existsSync(join(REPO_ROOT, 'parent/main.ts'))) {
+      const parent = startChild('parent', ['parent/main.ts', '--listen', `127.0.0.1:${options.port}`, '--enclave', `unix:${socketPath}`]);
+      children.push(parent);
+      // With --port 0 the parent picks the port and says which in its "listening" event.
+      const listening = await Promise.race([
+        parent.waitForLine((line) => line.includes('"event":"listening"')),
+        parent.exited.then(() => null),
+      ]);
+      if (listening === null) throw new Error('the parent exited before it listened');
+      const port = (JSON.parse(listening) as { port: number }).port;
+      await waitUntil('the parent was ready', parent, () => parentReady(port));
+      parentUrl = `http://127.0.0.1:${port}`;
+    }
+  } catch (error) {
+    process.stderr.write(`dev-stack: ${(error as Error).message}\n`);
+    return stop(1);
+  }
+
+  process.stdout.write(
+    [
+      '',
+      'Development stack is up (NSM emulator: attestation documents are development documents).',
+      `  enclave   unix:${shown(socketPath)}`,
+      parentUrl === null ? '  parent    not started (parent/main.ts does not exist yet)' : `  parent    ${parentUrl}  (try: curl ${parentUrl}/readyz)`,
+      `  state     ${shown(options.stateDir)}/`,
+      `            nsm-root.pem     the emulator's root certificate: trust anchor for attestation`,
+      `            srt-issuer.json  the development SRT issuer's private key: mint SRTs with it`,
+      'Ctrl-C stops both.',
+      '',
+    ].join('\n'),
+  );
+
+  // Either a signal stops us, or a child dies and we stop the other.
+  const firstExit = Promise.race(children.map((c) => c.exited.then((code) => ({ child: c, code }))));
+  return Promise.race([
+    stopped,
+    firstExit.then(async ({ child, code }) => {
+      if (stopping) return stopped;
+      process.stderr.write(`dev-stack: the ${child.name} exited (code ${code}); stopping\n`);
+      return stop(code === 0 ? 1 : code);
+    }),
+  ]);
+}
+
+process.exitCode = await main();
