@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseConfig, usage, type ParentConfig } from './config.js';
 import { openEnclaveDialer } from './enclave-address.js';
-import { createLogger } from './log.js';
+import { bufferedStdout, createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { EnclavePool } from './pool.js';
 import { RateLimiter } from './ratelimit.js';
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     fail('cannot read --tls-cert or --tls-key', 1);
   }
 
-  const logger = createLogger();
+  const logger = createLogger(bufferedStdout());
   const metrics = createMetrics({ defaultMetrics: true });
   const dialer = await openEnclaveDialer(config.enclave, { onRestart: (code) => logger.event('bridge_restarted', { code: code ?? -1 }) });
   const pool = new EnclavePool({

@@ -1,0 +1,272 @@
+// The parent proxy benchmark: assign and refresh over loopback HTTP through the real parent
+// (parent/main.ts) to the real development enclave (enclave/main.ts), against the in-process
+// refresh throughput of createEnclaveService().handle measured in the same run (as bench-core).
+// Prints figures only; nothing here is a pass/fail test. Run: npx tsx scripts/bench-parent.ts
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT, importJWK, type JWK } from 'jose';
+import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
+import { Tagged, decodeCbor, encodeCbor } from '../protocol/cbor.js';
+import { generateBootKey, openResponse, sealRequest } from '../protocol/hpke.js';
+import type { EnclaveRequest } from '../protocol/messages.js';
+import { createInMemoryKeyCustody } from '../enclave/core/keys.js';
+import { createEnclaveService } from '../enclave/core/service.js';
+import type { Nsm } from '../enclave/nsm/nsm.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROUNDS = 3;
+const PEAK_REQUESTS = 1500;
+const CONCURRENCY = 16;
+const IN_PROCESS_REFRESHES = 600;
+const SEALED_POOL = 200;
+const PACED_SECONDS = 10;
+const NOW = () => Math.floor(Date.now() / 1000);
+
+/** utime + stime of a child from /proc (Linux), in microseconds. */
+function cpuMicrosOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const percentile = (values: number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+};
+
+// ---- in-process refresh (the core benchmark's figure (2), measured here in the same run) ----
+
+async function inProcessSetup(): Promise<{ run: (count: number, inFlight: number) => Promise<number> }> {
+  const issuerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const nsm: Nsm = { attestation: async () => new Uint8Array(1), close: async () => {} };
+  const bootKey = generateBootKey();
+  const service = await createEnclaveService({
+    nsm,
+    bootKey,
+    custody: createInMemoryKeyCustody(),
+    srtTrust: { issuer: 'https://subscriptions.example', audience: null, keys: { keys: [{ ...issuerKey.publicKey.export({ format: 'jwk' }), kid: 'b', alg: 'ES256' }] } },
+    datIssuer: 'https://dip.example',
+    version: 'bench',
+  });
+  const srt = await new SignJWT({ entitlements: { 'xv.vpn.dip': { did: 0 } } })
+    .setProtectedHeader({ alg: 'ES256', kid: 'b' })
+    .setIssuer('https://subscriptions.example')
+    .setSubject('bench-subscription')
+    .setIssuedAt(NOW() - 60)
+    .setExpirationTime(NOW() + 3600)
+    .sign(issuerKey.privateKey);
+  const assign = sealRequest(bootKey.publicKeySpki, 'assign', encodeCbor({ srt }));
+  const assigned = await service.handle({ id: 0, op: 'assign', body: { ip: '203.0.113.9', request: assign.encapsulatedRequest } });
+  const drt = (decodeCbor(openResponse(assign.context, assigned['response'] as Uint8Array)) as Map<string, string>).get('drt')!;
+  const pool: EnclaveRequest[] = [];
+  for (let i = 0; i < SEALED_POOL; i++) {
+    pool.push({ id: i + 1, op: 'refresh', body: { request: sealRequest(bootKey.publicKeySpki, 'refresh', encodeCbor({ srt, drt })).encapsulatedRequest } });
+  }
+  return {
+    async run(count, inFlight) {
+      let next = 0;
+      const start = performance.now();
+      await Promise.all(
+        Array.from({ length: inFlight }, async () => {
+          while (next < count) await service.handle(pool[next++ % pool.length]!);
+        }),
+      );
+      return count / ((performance.now() - start) / 1000);
+    },
+  };
+}
+
+// ---- the stack: dev enclave + parent as child processes ----
+
+function startChild(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let started = false;
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      // Once started, the pipes are still drained (a full pipe would block the child) but dropped.
+      if (started) return;
+      output += chunk.toString();
+      const match = output.match(ready);
+      if (match) {
+        started = true;
+        resolve({ child, match });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', () => reject(new Error(`${args[0]} exited:\n${output}`)));
+  });
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+function post(agent: Agent, port: number, path: string, body: Buffer): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function get(port: number, path: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+interface Work {
+  path: string;
+  body: Buffer;
+}
+
+/** Closed loop at fixed concurrency: returns requests per second. */
+async function closedLoop(agent: Agent, port: number, work: Work[], count: number, concurrency: number): Promise<number> {
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        const item = work[next++ % work.length]!;
+        const reply = await post(agent, port, item.path, item.body);
+        if (reply.status !== 200) throw new Error(`HTTP ${reply.status}: ${reply.body}`);
+      }
+    }),
+  );
+  return count / ((performance.now() - start) / 1000);
+}
+
+/** Open loop at `rate` requests per second for `seconds`: latency of each, from its scheduled start. */
+async function paced(agent: Agent, port: number, work: Work[], rate: number, seconds: number): Promise<number[]> {
+  const total = Math.round(rate * seconds);
+  const latencies: number[] = [];
+  const start = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const item = work[i % work.length]!;
+    pending.push(
+      post(agent, port, item.path, item.body).then((reply) => {
+        if (reply.status !== 200) throw new Error(`HTTP ${reply.status}: ${reply.body}`);
+        // From the scheduled time, so a stall of the load generator is not hidden.
+        latencies.push(performance.now() - due);
+      }),
+    );
+  }
+  await Promise.all(pending);
+  return latencies;
+}
+
+async function main(): Promise<void> {
+  console.log(`bench-parent: node ${process.version}, loopback HTTP, ${ROUNDS} interleaved rounds, medians reported`);
+  const inProcess = await inProcessSetup();
+  await inProcess.run(200, 1); // warm-up
+
+  const dir = mkdtempSync(join(tmpdir(), 'dip-bench-parent-'));
+  const children: ChildProcess[] = [];
+  try {
+    const enclave = await startChild(['enclave/main.ts', '--dev', dir, '--listen', `unix:${join(dir, 'enclave.sock')}`], /"event":"listening"/);
+    children.push(enclave.child);
+    const parent = await startChild(
+      ['parent/main.ts', '--listen', '127.0.0.1:0', '--enclave', `unix:${join(dir, 'enclave.sock')}`, '--timeout-ms', '60000', '--attestation-burst', '100'],
+      /"event":"listening","scheme":"http","port":(\d+)/,
+    );
+    children.push(parent.child);
+    const port = Number(parent.match[1]);
+    for (let i = 0; i < 200 && (await get(port, '/readyz')).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+
+    // Setup through the parent, outside every timed loop: attest, assign once, seal pools.
+    const nonce = encodeBase64url(crypto.getRandomValues(new Uint8Array(32)));
+    let cose = decodeCbor(decodeBase64url((JSON.parse((await get(port, `/v1/attestation?nonce=${nonce}`)).body) as { document: string }).document)!);
+    if (cose instanceof Tagged) cose = cose.value;
+    const bootKey = (decodeCbor((cose as Uint8Array[])[2]!) as Map<string, Uint8Array>).get('public_key')!;
+    const issuer = JSON.parse(readFileSync(join(dir, 'srt-issuer.json'), 'utf8')) as { iss: string; aud: string | null; jwk: JWK & { kid: string; alg: string } };
+    const srt = await new SignJWT({ entitlements: { 'xv.vpn.dip': { did: 0 } }, ...(issuer.aud === null ? {} : { aud: issuer.aud }) })
+      .setProtectedHeader({ alg: issuer.jwk.alg, kid: issuer.jwk.kid })
+      .setIssuer(issuer.iss)
+      .setSubject('bench-subscription')
+      .setIssuedAt(NOW() - 60)
+      .setExpirationTime(NOW() + 3600)
+      .sign(await importJWK(issuer.jwk, issuer.jwk.alg));
+    const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+    const first = sealRequest(bootKey, 'assign', encodeCbor({ srt }));
+    const assigned = await post(agent, port, '/v1/dip/assign', Buffer.from(JSON.stringify({ ip: '203.0.113.9', request: encodeBase64url(first.encapsulatedRequest) })));
+    const response = decodeBase64url((JSON.parse(assigned.body) as { response: string }).response)!;
+    const drt = (decodeCbor(openResponse(first.context, response)) as Map<string, string>).get('drt')!;
+    const refreshes: Work[] = [];
+    const mixed: Work[] = [];
+    for (let i = 0; i < SEALED_POOL; i++) {
+      const refresh = { path: '/v1/dip/refresh', body: Buffer.from(JSON.stringify({ request: encodeBase64url(sealRequest(bootKey, 'refresh', encodeCbor({ srt, drt })).encapsulatedRequest) })) };
+      const assign = { path: '/v1/dip/assign', body: Buffer.from(JSON.stringify({ ip: `10.9.${i >> 8}.${i & 255}`, request: encodeBase64url(sealRequest(bootKey, 'assign', encodeCbor({ srt })).encapsulatedRequest) })) };
+      refreshes.push(refresh);
+      mixed.push(assign, refresh);
+    }
+    await closedLoop(agent, port, refreshes, 300, CONCURRENCY); // warm-up: JIT in all three processes
+
+    const rounds: Array<{ local1: number; local16: number; refresh: number; mix: number }> = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      // Interleaved, so that noise from the machine's other tenants hits every figure alike.
+      const local1 = await inProcess.run(IN_PROCESS_REFRESHES, 1);
+      const local16 = await inProcess.run(IN_PROCESS_REFRESHES, 16);
+      const refresh = await closedLoop(agent, port, refreshes, PEAK_REQUESTS, CONCURRENCY);
+      const mix = await closedLoop(agent, port, mixed, PEAK_REQUESTS, CONCURRENCY);
+      rounds.push({ local1, local16, refresh, mix });
+      console.log(`  round ${r + 1}: in-process ${local1.toFixed(0)}/s (1 in flight), ${local16.toFixed(0)}/s (16); through the parent: refresh ${refresh.toFixed(0)}/s, assign+refresh ${mix.toFixed(0)}/s`);
+    }
+    // Where the CPU goes per request through the parent: enclave, parent, and this load generator.
+    const before = [cpuMicrosOf(enclave.child.pid!), cpuMicrosOf(parent.child.pid!), process.cpuUsage()] as const;
+    await closedLoop(agent, port, refreshes, PEAK_REQUESTS, CONCURRENCY);
+    const client = process.cpuUsage(before[2]);
+    const perRequest = [
+      (cpuMicrosOf(enclave.child.pid!) - before[0]) / PEAK_REQUESTS,
+      (cpuMicrosOf(parent.child.pid!) - before[1]) / PEAK_REQUESTS,
+      (client.user + client.system) / PEAK_REQUESTS,
+    ];
+    const local = Math.max(median(rounds.map((r) => r.local1)), median(rounds.map((r) => r.local16)));
+    const peakRefresh = median(rounds.map((r) => r.refresh));
+    const peakMix = median(rounds.map((r) => r.mix));
+    const rate = peakMix / 2;
+    const latencies = await paced(agent, port, mixed, rate, PACED_SECONDS);
+    agent.destroy();
+
+    console.log(`(1) in-process refresh (createEnclaveService().handle, best of 1 and 16 in flight): ${local.toFixed(0)} refresh/s`);
+    console.log(`(2) through the parent, ${CONCURRENCY} concurrent keep-alive clients: refresh ${peakRefresh.toFixed(0)}/s; assign+refresh (alternating) ${peakMix.toFixed(0)} req/s`);
+    console.log(`(3) ratio to in-process refresh: refresh ${(peakRefresh / local).toFixed(2)}, assign+refresh ${(peakMix / local).toFixed(2)}   (target ≥ 0.7)`);
+    console.log(`(5) CPU per refresh through the parent: enclave ${perRequest[0]!.toFixed(0)} µs, parent ${perRequest[1]!.toFixed(0)} µs, load generator ${perRequest[2]!.toFixed(0)} µs (on ${availableParallelism()} CPUs)`);
+    console.log(`(4) assign+refresh paced at half the peak (${rate.toFixed(0)} req/s for ${PACED_SECONDS} s, ${latencies.length} requests): p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms   (target p99 ≤ 20 ms)`);
+  } finally {
+    for (const child of children.reverse()) {
+      if (child.exitCode === null) {
+        const gone = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await gone;
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
