@@ -1,19 +1,12 @@
 // SRT verification, DAT and DRT issuance, DRT verification (SPEC §2).
-//
-// Two paths, chosen on purpose:
-// - SRTs come from another service, in any of five algorithms and from a key set: they are
-//   verified with jose (explicit allow-list, checked before the key lookup; jose's JWKS matching
-//   binds a key to its `alg`), then our own claim rules on top.
-// - DATs and DRTs are ours: always ES256, one known key, a fixed three-member header. They are
-//   signed, and DRTs verified, with node:crypto directly. jose v6 runs every signature through
-//   WebCrypto, whose per-call overhead roughly doubles the cost of an ES256 operation; the refresh
-//   path does four of them. The DRT check below is stricter than a general JWS verifier: the
-//   header must be exactly {alg: ES256, typ: drt+jwt, kid: <the DRT key>}, the signature exactly
-//   64 bytes, base64url canonical. core-tokens tests check it against jose on the same tokens.
+// Signatures are checked by jws.ts (strict, allow-list first, node:crypto) and made here with
+// node:crypto directly: the header of our own tokens is fixed, and jose's WebCrypto path would
+// more than double the cost of every ES256 operation on the refresh path. The claim rules follow
+// jose's jwtVerify order, so that the error code of a token breaking several rules is stable;
+// core-tokens tests run the same tokens through jose as a reference.
 
-import { randomBytes, sign, verify } from 'node:crypto';
-import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import { decodeBase64url } from '../../protocol/base64url.js';
+import { randomBytes, sign, type JsonWebKey } from 'node:crypto';
+import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { DipError } from '../../protocol/errors.js';
 import { isCanonicalIp } from '../../protocol/ip.js';
 import {
@@ -23,7 +16,8 @@ import {
   MAX_SRT_LIFETIME_SECONDS,
   MAX_SUBSCRIPTION_ID_CHARS,
 } from '../../protocol/limits.js';
-import { SRT_ALGORITHMS, type SrtTrust } from './config.js';
+import { SRT_ALGORITHMS, parseTrustedJwk, type SrtTrust } from './config.js';
+import { importVerificationKey, verificationKeyFrom, verifyCompactJws, type JwsAlgorithm, type VerificationKey } from './jws.js';
 import type { SigningKey } from './keys.js';
 
 export const DAT_TYP = 'dat+jwt';
@@ -69,44 +63,53 @@ export function isVersion(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
+const SRT_ALLOWED: ReadonlySet<string> = new Set(SRT_ALGORITHMS);
+const DRT_ALLOWED: ReadonlySet<string> = new Set(['ES256']);
+
+/** RFC 7519 §4.1.3 / jose: `aud` is one text or an array of them, and must name the audience. */
+function hasAudience(aud: unknown, audience: string): boolean {
+  return aud === audience || (Array.isArray(aud) && aud.includes(audience));
+}
+
 /**
- * Builds the SRT check for one trust configuration; key import happens once, here and on first
- * use, never per request. The returned function throws `DipError` with `srt_invalid`,
+ * Builds the SRT check for one trust configuration. Each trusted JWK is validated and imported
+ * once, here, bound to its own `alg`. The returned function throws `DipError` with `srt_invalid`,
  * `srt_expired` or `not_entitled`, and nothing else.
  */
 export function createSrtVerifier(trust: SrtTrust): SrtVerifier {
   if (trust.keys.keys.length === 0) throw new TypeError('an SRT trust configuration needs at least one key');
-  const keySet = createLocalJWKSet(trust.keys);
-  const baseOptions: JWTVerifyOptions = {
-    algorithms: [...SRT_ALGORITHMS],
-    issuer: trust.issuer,
-    clockTolerance: CLOCK_SKEW_SECONDS,
-    requiredClaims: ['iss', 'sub', 'exp', 'iat'],
-    ...(trust.audience === null ? {} : { audience: trust.audience }),
-  };
+  const keys: VerificationKey[] = trust.keys.keys.map((jwk, index) => {
+    const checked = parseTrustedJwk(jwk, index);
+    return importVerificationKey(checked as JsonWebKey, checked.kid!, checked.alg as JwsAlgorithm);
+  });
+  const byKid = new Map(keys.map((key) => [key.kid, [key]]));
+  // A token without kid may be checked against every trusted key (each bound to its alg).
+  const candidates = (header: Record<string, unknown>): readonly VerificationKey[] =>
+    header.kid === undefined ? keys : typeof header.kid === 'string' ? (byKid.get(header.kid) ?? []) : [];
+  const { issuer, audience } = trust;
+
   return async (srt, now) => {
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(srt, keySet, { ...baseOptions, currentDate: new Date(now * 1000) }));
-    } catch (error) {
-      throw new DipError(isExpired(error) ? 'srt_expired' : 'srt_invalid');
-    }
-    const { sub, iat, exp } = payload as { sub: unknown; iat: number; exp: number };
+    const verified = typeof srt === 'string' ? verifyCompactJws(srt, SRT_ALLOWED, candidates) : null;
+    if (verified === null) throw new DipError('srt_invalid');
+    const claims = verified.payload;
+    const { iss, sub, iat, exp, nbf } = claims;
+    // The order of jose's jwtVerify: presence, iss, aud, types, nbf, then exp.
+    if (iss === undefined || sub === undefined || exp === undefined || iat === undefined) throw new DipError('srt_invalid');
+    if (iss !== issuer || (audience !== null && !hasAudience(claims.aud, audience))) throw new DipError('srt_invalid');
+    if (!isFiniteNumber(iat) || !isFiniteNumber(exp) || (nbf !== undefined && !isFiniteNumber(nbf))) throw new DipError('srt_invalid');
+    if (nbf !== undefined && nbf > now + CLOCK_SKEW_SECONDS) throw new DipError('srt_invalid');
+    if (exp <= now - CLOCK_SKEW_SECONDS) throw new DipError('srt_expired');
     if (!isSubscriptionId(sub)) throw new DipError('srt_invalid');
-    // jose only checks iat's type; an SRT from the future is as wrong as an expired one is old.
+    // An SRT from the future is as wrong as an expired one is old.
     if (iat > now + CLOCK_SKEW_SECONDS) throw new DipError('srt_invalid');
     // SPEC §2 lifetime cap: a refunded subscription must lose access within three days.
     if (exp - iat > MAX_SRT_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) throw new DipError('srt_invalid');
-    const entitlements = payload.entitlements;
+    const entitlements = claims.entitlements;
     const entitlement = isPlainObject(entitlements) ? entitlements[ENTITLEMENT_CLAIM] : undefined;
     const did = isPlainObject(entitlement) ? entitlement.did : undefined;
     if (!isVersion(did)) throw new DipError('not_entitled');
     return { sub, did };
   };
-}
-
-function isExpired(error: unknown): boolean {
-  return isPlainObject(error) && error.code === 'ERR_JWT_EXPIRED';
 }
 
 const headerCache = new WeakMap<SigningKey, Map<string, string>>();
@@ -163,49 +166,36 @@ export function issueDrt(key: SigningKey, iss: string, claims: { sub: string; di
   return { token, exp };
 }
 
-function decodeJsonSegment(segment: string): unknown {
-  const bytes = decodeBase64url(segment);
-  if (bytes === null) return undefined;
-  try {
-    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
 }
 
+const drtVerificationKeys = new WeakMap<SigningKey, readonly VerificationKey[]>();
+
+function drtVerificationKey(key: SigningKey): readonly VerificationKey[] {
+  let keys = drtVerificationKeys.get(key);
+  if (keys === undefined) drtVerificationKeys.set(key, (keys = [verificationKeyFrom(key.publicKey, key.kid, 'ES256')]));
+  return keys;
+}
+
 /**
  * Verifies a DRT against the enclave's DRT key and issuer name. Throws `DipError` with
- * `drt_invalid` or `drt_expired` only. A DAT (typ dat+jwt, DAT key) fails on both typ and key.
+ * `drt_invalid` or `drt_expired` only. The header must be exactly {alg: ES256, typ: drt+jwt,
+ * kid: <the DRT key>}, so a DAT (typ dat+jwt, DAT key) fails on both typ and key.
  */
 export function verifyDrt(key: SigningKey, iss: string, drt: string, now: number): DrtClaims {
-  const invalid = (): DipError => new DipError('drt_invalid');
-  const parts = drt.split('.');
-  if (parts.length !== 3) throw invalid();
-  const [encodedHead, encodedPayload, encodedSignature] = parts as [string, string, string];
-  const header = decodeJsonSegment(encodedHead);
-  // The allow-list (ES256 only) comes first, before the key is even looked at.
-  if (!isPlainObject(header) || header.alg !== 'ES256') throw invalid();
-  const members = Object.keys(header);
-  if (members.length !== 3 || header.typ !== DRT_TYP || header.kid !== key.kid) throw invalid();
-  const signature = decodeBase64url(encodedSignature);
-  const payloadBytes = decodeBase64url(encodedPayload);
-  if (signature === null || signature.length !== 64 || payloadBytes === null) throw invalid();
-  const input = Buffer.from(`${encodedHead}.${encodedPayload}`, 'latin1');
-  if (!verify('sha256', input, { key: key.publicKey, dsaEncoding: 'ieee-p1363' }, signature)) throw invalid();
-
-  const claims = decodeJsonSegment(encodedPayload);
-  if (!isPlainObject(claims)) throw invalid();
+  const keys = drtVerificationKey(key);
+  const verified = verifyCompactJws(drt, DRT_ALLOWED, (header) => (header.kid === key.kid ? keys : []));
+  if (verified === null) throw new DipError('drt_invalid');
+  const { header, payload: claims } = verified;
+  if (header.typ !== DRT_TYP || Object.keys(header).length !== 3) throw new DipError('drt_invalid');
   const { sub, iat, exp, jti } = claims;
   const entitlement = claims[ENTITLEMENT_CLAIM];
   const details = claims[DETAILS_CLAIM];
-  if (claims.iss !== iss || !isSubscriptionId(sub) || typeof jti !== 'string') throw invalid();
-  if (!isFiniteNumber(iat) || !isFiniteNumber(exp)) throw invalid();
-  if (!isPlainObject(entitlement) || !isVersion(entitlement.did)) throw invalid();
-  if (!isPlainObject(details) || typeof details.ip !== 'string' || !isCanonicalIp(details.ip)) throw invalid();
+  if (claims.iss !== iss || !isSubscriptionId(sub) || typeof jti !== 'string') throw new DipError('drt_invalid');
+  if (!isFiniteNumber(iat) || !isFiniteNumber(exp)) throw new DipError('drt_invalid');
+  if (!isPlainObject(entitlement) || !isVersion(entitlement.did)) throw new DipError('drt_invalid');
+  if (!isPlainObject(details) || typeof details.ip !== 'string' || !isCanonicalIp(details.ip)) throw new DipError('drt_invalid');
   if (exp <= now - CLOCK_SKEW_SECONDS) throw new DipError('drt_expired');
   return { sub, did: entitlement.did, ip: details.ip, exp };
 }

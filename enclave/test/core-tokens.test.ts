@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { SignJWT, calculateJwkThumbprint, compactVerify, jwtVerify } from 'jose';
+import { SignJWT, calculateJwkThumbprint, compactVerify, createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { DipError, type ErrorCode } from '../../protocol/errors.js';
 import { createInMemoryKeyCustody } from '../core/keys.js';
+import { ConfigError, type SrtTrust } from '../core/config.js';
 import { createSrtVerifier, issueDat, issueDrt, verifyDat, verifyDrt, InvalidDatError } from '../core/tokens.js';
 import {
   AUDIENCE,
@@ -14,6 +15,7 @@ import {
   NOW,
   SUB,
   b64json,
+  ISSUER,
   decodeToken,
   drtClaims,
   drtHeader,
@@ -24,6 +26,32 @@ import {
   trustFor,
   unsignedToken,
 } from './core-fixtures.js';
+
+/** The SRT rules on top of jose's jwtVerify: the reference the enclave's own verifier must match. */
+function joseReferenceVerifier(trust: SrtTrust): (srt: string, now: number) => Promise<{ sub: string; did: number }> {
+  const keySet = createLocalJWKSet(trust.keys);
+  return async (srt, now) => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(srt, keySet, {
+        algorithms: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
+        issuer: trust.issuer,
+        clockTolerance: 60,
+        requiredClaims: ['iss', 'sub', 'exp', 'iat'],
+        ...(trust.audience === null ? {} : { audience: trust.audience }),
+        currentDate: new Date(now * 1000),
+      }));
+    } catch (error) {
+      throw new DipError((error as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'srt_expired' : 'srt_invalid');
+    }
+    const { sub, iat, exp } = payload as { sub: unknown; iat: number; exp: number };
+    if (typeof sub !== 'string' || sub.length === 0 || [...sub].length > 256) throw new DipError('srt_invalid');
+    if (iat > now + 60 || exp - iat > 72 * 3600 + 60) throw new DipError('srt_invalid');
+    const did = (payload.entitlements as Record<string, { did?: unknown }> | undefined)?.['xv.vpn.dip']?.did;
+    if (typeof did !== 'number' || !Number.isSafeInteger(did) || did < 0) throw new DipError('not_entitled');
+    return { sub, did };
+  };
+}
 
 async function rejectsWith(promise: Promise<unknown> | (() => unknown), code: ErrorCode): Promise<void> {
   await assert.rejects(
@@ -65,10 +93,11 @@ describe('SRT verification', () => {
     }
   });
 
-  it('rejects an alg outside the allow-list even when a trusted key would match it', async () => {
+  it('refuses to trust a key whose alg is outside the allow-list, and rejects such tokens', async () => {
     const es512 = makeIssuer('ES512');
-    const verify = createSrtVerifier(trustFor([es512]));
-    await rejectsWith(verify(await mintSrt(es512), NOW), 'srt_invalid');
+    assert.throws(() => createSrtVerifier(trustFor([es512])), ConfigError);
+    // An ES512 token that names the trusted ES256 key's kid is refused on its alg.
+    await rejectsWith(verifySrt(await mintSrt({ ...es512, kid: es256.kid }), NOW), 'srt_invalid');
   });
 
   it("rejects an SRT whose alg is not the one the trusted key declares", async () => {
@@ -175,6 +204,55 @@ describe('SRT verification', () => {
     const verify = createSrtVerifier(trustFor([es256, other]));
     assert.equal((await verify(await mintSrt(other), NOW)).sub, SUB);
     assert.equal((await verify(await mintSrt(es256), NOW)).sub, SUB);
+  });
+
+  it('agrees with jose, as reference, on the outcome of every SRT variant', async () => {
+    const issuers = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'].map((alg) => makeIssuer(alg));
+    const trust = trustFor(issuers);
+    const ours = createSrtVerifier(trust);
+    const reference = joseReferenceVerifier(trust);
+    const stranger = makeIssuer('ES256', { fresh: true });
+    // The first value is the good one, drawn most of the time so that accepted tokens occur too.
+    const claim = (good: unknown, ...bad: unknown[]): fc.Arbitrary<unknown> =>
+      fc.oneof({ arbitrary: fc.constant(good), weight: 6 }, { arbitrary: fc.constantFrom(...bad), weight: 1 });
+    const seen = new Map<string, number>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          signer: fc.oneof({ arbitrary: fc.nat(issuers.length - 1), weight: 8 }, { arbitrary: fc.constant(issuers.length), weight: 1 }), // the stranger
+          kid: fc.oneof({ arbitrary: fc.constant('own'), weight: 6 }, { arbitrary: fc.constantFrom('other', 'missing', 'number'), weight: 2 }),
+          extraHeader: fc.constantFrom<Record<string, unknown>>({}, { typ: 'JWT' }, { cty: 'x' }, { jku: 'https://evil.example' }),
+          iss: claim(ISSUER, 'https://evil.example', undefined),
+          sub: claim(SUB, '', 'x'.repeat(257), undefined, 5, null, 'x'.repeat(256)),
+          aud: claim(AUDIENCE, ['x', AUDIENCE], 'other', undefined, ['other']),
+          iat: claim(NOW - 600, NOW + 30, NOW + 120, undefined, 'yesterday'),
+          exp: claim(3600, -30, -90, -60, 72 * 3600, undefined, 'soon'),
+          nbf: claim(undefined, NOW + 30, NOW + 120, 'later'),
+          entitlements: claim({ 'xv.vpn.dip': { did: 2 } }, undefined, { 'xv.vpn.dip': { did: -1 } }, { 'xv.vpn.dip': { did: 1.5 } }),
+        }),
+        async (v) => {
+          const issuer = v.signer < issuers.length ? issuers[v.signer]! : stranger;
+          const kid = { own: issuer.kid, other: issuers[(v.signer + 1) % issuers.length]!.kid, missing: undefined, number: 7 }[v.kid];
+          const iat = typeof v.iat === 'number' ? v.iat : NOW - 600;
+          const exp = typeof v.exp === 'number' ? (v.exp === 72 * 3600 ? iat + 72 * 3600 + 61 : NOW + v.exp) : v.exp;
+          const token = await new SignJWT(srtClaims({ iss: v.iss, sub: v.sub, aud: v.aud, iat: v.iat, exp, nbf: v.nbf, entitlements: v.entitlements }))
+            .setProtectedHeader({ alg: issuer.alg, ...(kid === undefined ? {} : { kid }), ...v.extraHeader } as { alg: string })
+            .sign(issuer.privateKey);
+          const outcome = (p: Promise<unknown>) =>
+            p.then(
+              (r) => JSON.stringify(r),
+              (e: unknown) => (e instanceof DipError ? e.code : `unexpected ${String(e)}`),
+            );
+          const result = await outcome(ours(token, NOW));
+          assert.equal(result, await outcome(reference(token, NOW)));
+          const kind = result.startsWith('{') ? 'ok' : result;
+          seen.set(kind, (seen.get(kind) ?? 0) + 1);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    // The comparison means something only if both acceptance and every code occurred.
+    for (const kind of ['ok', 'srt_invalid', 'srt_expired', 'not_entitled']) assert.ok((seen.get(kind) ?? 0) > 0, kind);
   });
 
   it('refuses to build a verifier with no trusted key', () => {
