@@ -13,16 +13,32 @@ import { createInMemoryKeyCustody } from '../enclave/core/keys.js';
 import { createEnclaveService, type EnclaveService } from '../enclave/core/service.js';
 import type { SrtTrust } from '../enclave/core/config.js';
 
-const ROUNDS = 5;
-const FLOOR_ITERATIONS = 1500;
-const REFRESH_ITERATIONS = 1500;
+const ROUNDS = 9;
+const FLOOR_ITERATIONS = 600;
+const REFRESH_ITERATIONS = 600;
 const SEALED_POOL = 300;
 const RSS_REFRESHES = 10_000;
+const WARM_UP_REFRESHES = 3000;
 const ATTEST_ITERATIONS = 200;
 const NOW = 1_800_000_000;
 
 function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** Wall-clock ops/s, and CPU time per op over all threads (WebCrypto runs on libuv's pool). */
+interface Figure {
+  opsPerSecond: number;
+  cpuMicros: number;
+}
+
+async function measure(count: number, body: () => unknown): Promise<Figure> {
+  const cpu = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  await body();
+  const wall = seconds(start);
+  const used = process.cpuUsage(cpu);
+  return { opsPerSecond: count / wall, cpuMicros: (used.user + used.system) / count };
 }
 
 function median(values: number[]): number {
@@ -35,24 +51,23 @@ function mib(bytes: number): string {
 }
 
 /** [1 P-256 ECDH + 2 ES256 verify + 2 ES256 sign] with node:crypto alone, on token-sized inputs. */
-function makeFloor(): () => number {
+function makeFloor(): () => Promise<Figure> {
   const receiver = createECDH('prime256v1');
   receiver.generateKeys();
   const ephemeral = createECDH('prime256v1').generateKeys();
   const signer = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const input = Buffer.alloc(420, 0x61); // about the signing input of a DRT
   const signature = sign('sha256', input, { key: signer.privateKey, dsaEncoding: 'ieee-p1363' });
-  return () => {
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < FLOOR_ITERATIONS; i++) {
-      receiver.computeSecret(ephemeral);
-      if (!verify('sha256', input, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature)) throw new Error('verify');
-      if (!verify('sha256', input, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature)) throw new Error('verify');
-      sign('sha256', input, { key: signer.privateKey, dsaEncoding: 'ieee-p1363' });
-      sign('sha256', input, { key: signer.privateKey, dsaEncoding: 'ieee-p1363' });
-    }
-    return FLOOR_ITERATIONS / seconds(start);
-  };
+  return () =>
+    measure(FLOOR_ITERATIONS, () => {
+      for (let i = 0; i < FLOOR_ITERATIONS; i++) {
+        receiver.computeSecret(ephemeral);
+        if (!verify('sha256', input, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature)) throw new Error('verify');
+        if (!verify('sha256', input, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature)) throw new Error('verify');
+        sign('sha256', input, { key: signer.privateKey, dsaEncoding: 'ieee-p1363' });
+        sign('sha256', input, { key: signer.privateKey, dsaEncoding: 'ieee-p1363' });
+      }
+    });
 }
 
 const fakeNsm: Nsm = {
@@ -106,20 +121,18 @@ async function makeRefreshSetup(): Promise<RefreshSetup> {
   return { service, pool };
 }
 
-async function refreshRun(setup: RefreshSetup, count: number): Promise<number> {
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < count; i++) await setup.service.handle(setup.pool[i % setup.pool.length]!);
-  return count / seconds(start);
+function refreshRun(setup: RefreshSetup, count: number): Promise<Figure> {
+  return measure(count, async () => {
+    for (let i = 0; i < count; i++) await setup.service.handle(setup.pool[i % setup.pool.length]!);
+  });
 }
 
-async function concurrentRefreshRun(setup: RefreshSetup, count: number, inFlight: number): Promise<number> {
+function concurrentRefreshRun(setup: RefreshSetup, count: number, inFlight: number): Promise<Figure> {
   let next = 0;
-  const start = process.hrtime.bigint();
   const worker = async (): Promise<void> => {
     while (next < count) await setup.service.handle(setup.pool[next++ % setup.pool.length]!);
   };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return count / seconds(start);
+  return measure(count, () => Promise.all(Array.from({ length: inFlight }, worker)));
 }
 
 async function attestFigure(): Promise<string> {
@@ -150,34 +163,39 @@ async function attestFigure(): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  console.log(`bench-core: node ${process.version}, ${ROUNDS} rounds, median reported`);
+  console.log(`bench-core: node ${process.version}, ${ROUNDS} interleaved rounds, medians reported`);
   console.log('setting up (sealing is done here, outside every timed loop) ...');
   const floor = makeFloor();
   const setup = await makeRefreshSetup();
-  await refreshRun(setup, 300); // warm-up: JIT, key caches
-  floor();
+  // Warm-up: a long-running enclave is JIT-compiled and its key caches are full.
+  await refreshRun(setup, WARM_UP_REFRESHES);
+  for (let i = 0; i < 3; i++) await floor();
 
-  const floors: number[] = [];
-  const refreshes: number[] = [];
+  const floors: Figure[] = [];
+  const refreshes: Figure[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     // Interleaved, so that noise from other tenants of the machine hits both figures alike.
-    floors.push(floor());
+    floors.push(await floor());
     refreshes.push(await refreshRun(setup, REFRESH_ITERATIONS));
   }
-  const floorOps = median(floors);
-  const refreshOps = median(refreshes);
+  const floorOps = median(floors.map((f) => f.opsPerSecond));
+  const refreshOps = median(refreshes.map((f) => f.opsPerSecond));
+  const pairRatio = median(floors.map((f, i) => refreshes[i]!.opsPerSecond / f.opsPerSecond));
+  const floorCpu = median(floors.map((f) => f.cpuMicros));
+  const refreshCpu = median(refreshes.map((f) => f.cpuMicros));
   const concurrent = await concurrentRefreshRun(setup, REFRESH_ITERATIONS, 16);
+  const list = (figures: Figure[]): string => figures.map((f) => f.opsPerSecond.toFixed(0)).join(', ');
 
-  console.log(`(1) crypto floor, 1 ECDH + 2 ES256 verify + 2 ES256 sign (node:crypto): ${floorOps.toFixed(0)} refresh/s  [rounds: ${floors.map((f) => f.toFixed(0)).join(', ')}]`);
-  console.log(`(2) refresh via createEnclaveService().handle, one at a time, pre-sealed requests (sealing not timed): ${refreshOps.toFixed(0)} refresh/s  [rounds: ${refreshes.map((f) => f.toFixed(0)).join(', ')}]`);
-  console.log(`    same, 16 in flight (WebCrypto work for the SRT may use a second core): ${concurrent.toFixed(0)} refresh/s`);
-  console.log(`(3) ratio refresh / floor: ${(refreshOps / floorOps).toFixed(2)}`);
+  console.log(`(1) crypto floor, 1 P-256 ECDH + 2 ES256 verify + 2 ES256 sign (node:crypto): ${floorOps.toFixed(0)} refresh/s, ${floorCpu.toFixed(0)} µs CPU each  [rounds: ${list(floors)}]`);
+  console.log(`(2) refresh via createEnclaveService().handle, one at a time, pre-sealed requests (sealing not timed): ${refreshOps.toFixed(0)} refresh/s, ${refreshCpu.toFixed(0)} µs CPU each  [rounds: ${list(refreshes)}]`);
+  console.log(`    same, 16 in flight: ${concurrent.opsPerSecond.toFixed(0)} refresh/s, ${concurrent.cpuMicros.toFixed(0)} µs CPU each`);
+  console.log(`(3) ratio refresh / floor: ${(refreshOps / floorOps).toFixed(2)} by medians of throughput, ${pairRatio.toFixed(2)} median of per-round ratios, ${(floorCpu / refreshCpu).toFixed(2)} by CPU time`);
   console.log(`(4) ${await attestFigure()}`);
 
   const rssBefore = process.memoryUsage().rss;
   await refreshRun(setup, RSS_REFRESHES);
   const rssAfter = process.memoryUsage().rss;
-  console.log(`(5) RSS before ${RSS_REFRESHES} refreshes: ${mib(rssBefore)}; after: ${mib(rssAfter)}; heap used after: ${mib(process.memoryUsage().heapUsed)}`);
+  console.log(`(5) RSS after setup and warm-up, before ${RSS_REFRESHES} more refreshes: ${mib(rssBefore)}; after: ${mib(rssAfter)}; heap used after: ${mib(process.memoryUsage().heapUsed)}`);
 }
 
 await main();
