@@ -246,7 +246,11 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
   const server: Server | HttpsServer =
     options.tls === undefined
       ? createHttpServer(serverOptions, listener)
-      : createHttpsServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, listener);
+      : createHttpsServer(
+          // A client that stalls the TLS handshake is held to the header deadline too.
+          { ...serverOptions, cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: options.headerTimeoutMs },
+          listener,
+        );
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     metrics.clientError();
