@@ -1,7 +1,7 @@
 // The enclave process (SPEC §3, §5, §8): reads its flags, builds the NSM (the device in
 // production, the emulator with --dev), makes the boot key and the service, and serves the wire
 // protocol on --listen until SIGTERM or SIGINT.
-// Run: node --import tsx enclave/main.ts --listen unix:PATH|tcp:HOST:PORT [--dev DIR]
+// Run: node --import tsx enclave/main.ts --listen unix:PATH|tcp:HOST:PORT [--vsock PORT] [--dev DIR]
 
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
@@ -39,9 +39,11 @@ const DEV_SRT_AUDIENCE = 'dip-dev';
 /** The `iss` of development DATs and DRTs: visibly not the production issuer. */
 const DEV_DAT_ISSUER = 'https://dip-dev.invalid';
 
-const USAGE = `usage: node --import tsx enclave/main.ts --listen ADDRESS [--dev DIR]
+const USAGE = `usage: node --import tsx enclave/main.ts --listen ADDRESS [--vsock PORT] [--dev DIR]
 
   --listen ADDRESS  where to serve the enclave wire protocol: unix:PATH or tcp:HOST:PORT
+  --vsock PORT      also accept VSOCK connections on PORT (production; needs --listen unix:PATH),
+                    through a supervised socat bridge; the enclave exits if the bridge dies
   --dev DIR         development mode: the NSM emulator instead of /dev/nsm, trusting the SRT
                     issuer in DIR/srt-issuer.json (created when missing) and writing the
                     emulator's root certificate to DIR/nsm-root.pem. Refused by production builds.
@@ -228,7 +230,7 @@ async function main(argv: string[]): Promise<void> {
   let bridge: Bridge | null = null;
   if (vsockPort !== null) {
     bridge = await bridgeVsockToServer(vsockPort, config.listen, () => {
-      process.stderr.write('{"event":"bridge_exited"}\n');
+      log.event('bridge_exited', {});
       process.exit(75);
     }).catch(() => failStartup(log, new StartupError('listen_failed')));
   }

@@ -13,13 +13,13 @@ export type CrashKind = 'exception' | 'rejection';
 
 /** Why startup stopped, each with the one message an operator sees; never library text. */
 export const STARTUP_FAILURES = {
-  usage: 'usage: enclave --listen unix:PATH|tcp:HOST:PORT [--dev DIR]',
+  usage: 'usage: enclave --listen unix:PATH|tcp:HOST:PORT [--vsock PORT] [--dev DIR]',
   bad_listen_address: 'the --listen address is not unix:PATH or tcp:HOST:PORT',
   dev_refused: 'this is a production build: --dev (the NSM emulator) is refused',
   dev_state_unusable: 'the --dev directory or its srt-issuer.json cannot be read or written, or the file is invalid',
   issuer_config_invalid: 'enclave/issuers/srt-issuer.jwks.json or enclave/issuers/config.json is missing or invalid',
   nsm_unavailable: 'the Nitro Security Module (/dev/nsm) is not available; outside a Nitro Enclave use --dev DIR',
-  listen_failed: 'cannot listen on the --listen address (in use, not permitted, or a non-socket file is there)',
+  listen_failed: 'cannot listen on the --listen address (in use, not permitted, or a non-socket file is there), or on --vsock (which needs --listen unix:PATH)',
   service_failed: 'the enclave service could not start',
 } as const;
 export type StartupFailure = keyof typeof STARTUP_FAILURES;
@@ -55,6 +55,8 @@ export interface EventFields {
   stopping: { signal: StopSignal; connections: number };
   stopped: { ms: number };
   startup_failed: { reason: StartupFailure };
+  /** The VSOCK bridge (socat) died; the enclave exits rather than run unreachable. */
+  bridge_exited: Record<string, never>;
   /** A bug escaped every handler; the process exits (in the enclave: reboots with a new boot key). */
   crashed: { kind: CrashKind };
 }
@@ -90,7 +92,7 @@ function isCount(value: unknown): boolean {
 
 const EVENTS: ReadonlySet<string> = new Set<LogEvent>([
   'started', 'listening', 'request_failed', 'connection_rejected', 'backpressure',
-  'stopping', 'stopped', 'startup_failed', 'crashed',
+  'stopping', 'stopped', 'startup_failed', 'bridge_exited', 'crashed',
 ]);
 
 /** Keeps only the fields whose name and value pass FIELD_CHECKS; durations are rounded. */
