@@ -120,5 +120,3 @@ export function createLogger(write: (line: string) => void = (line) => process.s
     },
   };
 }
-
-export const silentLogger: Logger = { event() {} };

@@ -363,6 +363,7 @@ describe('enclave socket server', () => {
     const file = join(dir, 'not-a-socket');
     writeFileSync(file, 'keep me');
     await assert.rejects(start(undefined, { address: { kind: 'unix', path: file } }), /not a socket/);
+    await assert.rejects(start(undefined, { address: { kind: 'unix', path: join(file, 'below-a-file.sock') } }), /ENOTDIR/);
   });
 
   it('listens on TCP and reports the port chosen for port 0', async () => {
