@@ -182,8 +182,9 @@ export class EnclavePool {
     const failed = c.pending.size;
     for (const job of c.pending.values()) this.settle(job, 'enclave_unavailable');
     c.pending.clear();
-    if (wasReady) this.options.observer.disconnected?.(c.index, failed);
-    else this.options.observer.connectFailed?.(c.index);
+    // Our own close() is not a loss of the enclave: nothing to count or log.
+    if (!this.closed && wasReady) this.options.observer.disconnected?.(c.index, failed);
+    else if (!this.closed) this.options.observer.connectFailed?.(c.index);
     // Queued requests never reached the enclave: they stay queued while any connection is up.
     if (!this.connections.some((other) => other.ready)) {
       for (const job of this.queue) this.settle(job, 'enclave_unavailable');
