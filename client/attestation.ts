@@ -128,6 +128,7 @@ function verifyChain(certs: readonly Certificate[], at: number): KeyObject {
       throw new AttestationError('chain_invalid');
     }
     if (i > 0) {
+      // Names must be byte-equal, as they are in AWS's chains: stricter than RFC 5280 §7.1 matching.
       const issuer = certs[i - 1]!;
       if (!bytesEqual(cert.issuer, issuer.subject) || !verifiesWith(keys[i - 1]!, cert.tbs, cert.signature, 'der')) {
         throw new AttestationError('chain_invalid');

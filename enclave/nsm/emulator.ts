@@ -55,6 +55,7 @@ const LEAF_RENEW_MARGIN_MS = HOUR_MS;
 const BACKDATE_MS = 5 * 60 * 1000;
 
 interface Issued {
+  name: DistinguishedName;
   der: Uint8Array;
   spki: Uint8Array;
   key: KeyObject;
@@ -73,6 +74,30 @@ const dn = (cn: string): DistinguishedName => [
   ['OU', 'dip-enclave NSM emulator'],
   ['CN', cn],
 ];
+
+/**
+ * Makes a key and its certificate, signed by `issuer` (or self-signed when null).
+ * `pathLength`: undefined for the leaf, null for a CA without limit, else the CA's pathLen.
+ */
+function issue(issuer: Issued | null, subject: DistinguishedName, at: number, lifetime: number, pathLength: number | null | undefined): Issued {
+  const { key, spki } = newP384Key();
+  const notBefore = at - BACKDATE_MS;
+  const notAfter = issuer === null ? at + lifetime : Math.min(at + lifetime, issuer.notAfter);
+  const der = createCertificate(
+    {
+      subject,
+      issuer: issuer?.name ?? subject,
+      subjectPublicKey: spki,
+      issuerPublicKey: issuer?.spki ?? spki,
+      notBefore,
+      notAfter,
+      pathLength,
+      keyUsage: pathLength === undefined ? KEY_USAGE.digitalSignature : KEY_USAGE.keyCertSign | KEY_USAGE.cRLSign,
+    },
+    issuer?.key ?? key,
+  );
+  return { name: subject, der, spki, key, notBefore, notAfter };
+}
 
 function checkOptions(options: EmulatorOptions): void {
   const prefix = options.moduleIdPrefix;
@@ -99,28 +124,7 @@ export async function createEmulatorNsm(options: EmulatorOptions = {}): Promise<
   for (const [index, value] of options.pcrs ?? []) pcrs.set(index, new Uint8Array(value));
 
   const created = now();
-  const rootKey = newP384Key();
-  const rootSubject = dn('dev.nitro-enclaves');
-  const root: Issued = {
-    ...rootKey,
-    notBefore: created - BACKDATE_MS,
-    notAfter: created + ROOT_LIFETIME_MS,
-    der: new Uint8Array(),
-  };
-  root.der = createCertificate(
-    {
-      subject: rootSubject,
-      issuer: rootSubject,
-      subjectPublicKey: root.spki,
-      issuerPublicKey: root.spki,
-      notBefore: root.notBefore,
-      notAfter: root.notAfter,
-      pathLength: null,
-      keyUsage: KEY_USAGE.keyCertSign | KEY_USAGE.cRLSign,
-    },
-    root.key,
-  );
-
+  const root = issue(null, dn('dev.nitro-enclaves'), created, ROOT_LIFETIME_MS, null);
   let chain: { intermediates: Issued[]; leaf: Issued } | null = null;
   let closed = false;
 
@@ -130,44 +134,13 @@ export async function createEmulatorNsm(options: EmulatorOptions = {}): Promise<
     if (chain !== null && at >= chain.leaf.notBefore && at + LEAF_RENEW_MARGIN_MS <= chain.leaf.notAfter) return chain;
     const intermediates: Issued[] = [];
     let issuer = root;
-    let issuerName = rootSubject;
     INTERMEDIATE_LIFETIMES_MS.forEach((lifetime, i) => {
-      const subject = dn(`dev-intermediate-${i + 1}.nitro-enclaves`);
-      const cert = issue(issuer, issuerName, subject, at, lifetime, INTERMEDIATE_LIFETIMES_MS.length - 1 - i);
-      intermediates.push(cert);
-      issuer = cert;
-      issuerName = subject;
+      // pathLen 2, 1, 0 below the root, as in AWS's chains.
+      issuer = issue(issuer, dn(`dev-intermediate-${i + 1}.nitro-enclaves`), at, lifetime, INTERMEDIATE_LIFETIMES_MS.length - 1 - i);
+      intermediates.push(issuer);
     });
-    const leaf = issue(issuer, issuerName, dn(`${moduleId}.dev`), at, LEAF_LIFETIME_MS, undefined);
-    chain = { intermediates, leaf };
+    chain = { intermediates, leaf: issue(issuer, dn(`${moduleId}.dev`), at, LEAF_LIFETIME_MS, undefined) };
     return chain;
-  };
-
-  const issue = (
-    issuer: Issued,
-    issuerName: DistinguishedName,
-    subject: DistinguishedName,
-    at: number,
-    lifetime: number,
-    pathLength: number | undefined,
-  ): Issued => {
-    const { key, spki } = newP384Key();
-    const notBefore = at - BACKDATE_MS;
-    const notAfter = Math.min(at + lifetime, issuer.notAfter);
-    const der = createCertificate(
-      {
-        subject,
-        issuer: issuerName,
-        subjectPublicKey: spki,
-        issuerPublicKey: issuer.spki,
-        notBefore,
-        notAfter,
-        pathLength,
-        keyUsage: pathLength === undefined ? KEY_USAGE.digitalSignature : KEY_USAGE.keyCertSign | KEY_USAGE.cRLSign,
-      },
-      issuer.key,
-    );
-    return { der, spki, key, notBefore, notAfter };
   };
 
   return {
