@@ -15,6 +15,14 @@ export class Tagged {
   ) {}
 }
 
+/**
+ * A floating-point value. Kept apart from integers: in the CBOR data model 1.0 and 1 differ,
+ * and nothing in this protocol is a float, so a float never passes where an integer is due.
+ */
+export class CborFloat {
+  constructor(readonly value: number) {}
+}
+
 export type CborKey = string | number | bigint;
 export type CborMap = Map<CborKey, CborValue>;
 export type CborValue =
@@ -27,7 +35,8 @@ export type CborValue =
   | Uint8Array
   | CborValue[]
   | CborMap
-  | Tagged;
+  | Tagged
+  | CborFloat;
 
 /** Every decoding failure; the message is fixed and names the rule, never the input. */
 export class CborDecodeError extends Error {
@@ -86,7 +95,9 @@ function normalizeForEncoding(value: unknown, depth: number): unknown {
  * left out; keys keep their insertion order.
  */
 export function encodeCbor(value: unknown): Uint8Array {
-  return encoder.encode(normalizeForEncoding(value, 0));
+  const out = encoder.encode(normalizeForEncoding(value, 0));
+  // A plain Uint8Array view, not cbor-x's Buffer: callers compare and slice it as bytes.
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 const MAX_DEPTH = 32;
@@ -271,19 +282,19 @@ class Reader {
         this.need(2);
         const v = halfToNumber(this.view.getUint16(this.offset));
         this.offset += 2;
-        return v;
+        return new CborFloat(v);
       }
       case 26: {
         this.need(4);
         const v = this.view.getFloat32(this.offset);
         this.offset += 4;
-        return v;
+        return new CborFloat(v);
       }
       case 27: {
         this.need(8);
         const v = this.view.getFloat64(this.offset);
         this.offset += 8;
-        return v;
+        return new CborFloat(v);
       }
       case 31:
         throw new CborDecodeError('CBOR break outside an indefinite-length item');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CborDecodeError, Tagged, decodeCbor, encodeCbor } from '../cbor.js';
+import { CborDecodeError, CborFloat, Tagged, decodeCbor, encodeCbor } from '../cbor.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const unhex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
@@ -55,17 +55,35 @@ test('reading accepts non-preferred but well-formed heads and every simple value
   assert.equal(decodeCbor(unhex('3bffffffffffffffff')), -(2n ** 64n));
   assert.equal(decodeCbor(unhex('3b0020000000000000')), -(2n ** 53n) - 1n);
   assert.equal(decodeCbor(unhex('f7')), undefined);
-  assert.equal(decodeCbor(unhex('f93c00')), 1);
-  assert.equal(decodeCbor(unhex('f90001')), 2 ** -24);
-  assert.equal(decodeCbor(unhex('f97c00')), Infinity);
-  assert.equal(decodeCbor(unhex('f9fc00')), -Infinity);
-  assert.ok(Number.isNaN(decodeCbor(unhex('f97e00'))));
-  assert.equal(decodeCbor(unhex('fa3fc00000')), 1.5);
-  assert.equal(decodeCbor(unhex('fb3ff8000000000000')), 1.5);
+  const float = (bytes: string): number => {
+    const value = decodeCbor(unhex(bytes));
+    assert.ok(value instanceof CborFloat, bytes);
+    return value.value;
+  };
+  assert.equal(float('f93c00'), 1);
+  assert.equal(float('f90001'), 2 ** -24);
+  assert.equal(float('f97bff'), 65504);
+  assert.equal(float('f97c00'), Infinity);
+  assert.equal(float('f9fc00'), -Infinity);
+  assert.ok(Number.isNaN(float('f97e00')));
+  assert.equal(float('fa3fc00000'), 1.5);
+  assert.equal(float('fb3ff8000000000000'), 1.5);
   const tagged = decodeCbor(unhex('d2 80'));
   assert.ok(tagged instanceof Tagged);
   assert.equal(tagged.tag, 18);
   assert.deepEqual(tagged.value, []);
+});
+
+test('a float is never read as an integer, even when it holds a whole number', () => {
+  assert.notEqual(decodeCbor(unhex('fb3ff0000000000000')), 1);
+  assert.notEqual(decodeCbor(unhex('f93c00')), 1);
+  assert.equal(decodeCbor(unhex('01')), 1);
+});
+
+test('encoding returns plain bytes, not a Node Buffer', () => {
+  const out = encodeCbor({ a: new Uint8Array([1]) });
+  assert.equal(Object.getPrototypeOf(out), Uint8Array.prototype);
+  assert.deepEqual(out, new Uint8Array([0xa1, 0x61, 0x61, 0x41, 0x01]));
 });
 
 test('decoded byte strings are copies that do not alias the input', () => {

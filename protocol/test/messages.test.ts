@@ -43,6 +43,10 @@ test('a frame that is not a request map with a uint id is a fatal bad_frame with
   expectRequestError({ v: 1, id: -1, op: 'health', body: {} }, 'bad_frame', 0, true);
   expectRequestError({ v: 1, id: 'x', op: 'health', body: {} }, 'bad_frame', 0, true);
   expectRequestError({ v: 1, id: 2n ** 60n, op: 'health', body: {} }, 'bad_frame', 0, true);
+  // id 1 written as float64 1.0: a float is not a uint.
+  const floatId = new Uint8Array([0xa4, 0x61, 0x76, 0x01, 0x62, 0x69, 0x64, 0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,
+    0x62, 0x6f, 0x70, 0x66, 0x68, 0x65, 0x61, 0x6c, 0x74, 0x68, 0x64, 0x62, 0x6f, 0x64, 0x79, 0xa0]);
+  assert.throws(() => parseRequest(decodeCbor(floatId)), (e: unknown) => e instanceof RequestError && e.code === 'bad_frame');
 });
 
 test('a request with a readable id but a bad envelope is bad_request with that id', () => {
