@@ -3,7 +3,7 @@
 // run in SPEC §7's order and the first one that fails names the AttestationError code.
 
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { AttestationError, decodeAttestationPayload } from '../protocol/attestation-document.js';
+import { AttestationError, decodeAttestationPayload, type AttestationPayload } from '../protocol/attestation-document.js';
 import { decodeCoseSign1, sigStructure } from '../protocol/cose.js';
 import { CLOCK_SKEW_SECONDS, DEFAULT_ATTESTATION_MAX_AGE_MS } from '../protocol/limits.js';
 import {
@@ -37,17 +37,8 @@ export interface VerifyAttestationOptions {
   allowDebug?: boolean;
 }
 
-export interface VerifiedAttestation {
-  moduleId: string;
-  timestamp: number;
-  digest: 'SHA384';
-  pcrs: Map<number, Uint8Array>;
-  certificate: Uint8Array;
-  cabundle: Uint8Array[];
-  publicKey: Uint8Array | null;
-  userData: Uint8Array | null;
-  nonce: Uint8Array | null;
-}
+/** A document's payload, returned only once every check of SPEC §7 has passed. */
+export type VerifiedAttestation = AttestationPayload;
 
 /** How far ahead of `at` a document's timestamp may be (the enclave's clock may lead ours). */
 const FUTURE_SKEW_MS = CLOCK_SKEW_SECONDS * 1000;

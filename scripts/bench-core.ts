@@ -4,14 +4,10 @@
 // It prints figures only; nothing here is a pass/fail test.
 
 import { createECDH, generateKeyPairSync, sign, verify } from 'node:crypto';
-import { SignJWT } from 'jose';
-import { encodeCbor } from '../protocol/cbor.js';
-import { generateBootKey, openResponse, sealRequest } from '../protocol/hpke.js';
-import type { EnclaveRequest } from '../protocol/messages.js';
-import type { AttestationRequest, Nsm } from '../enclave/nsm/nsm.js';
+import { generateBootKey } from '../protocol/hpke.js';
 import { createInMemoryKeyCustody } from '../enclave/core/keys.js';
-import { createEnclaveService, type EnclaveService } from '../enclave/core/service.js';
-import type { SrtTrust } from '../enclave/core/config.js';
+import { createEnclaveService } from '../enclave/core/service.js';
+import { makeRefreshSetup, runRefreshes, type RefreshSetup } from './bench-support.js';
 
 const ROUNDS = 9;
 const FLOOR_ITERATIONS = 600;
@@ -70,69 +66,12 @@ function makeFloor(): () => Promise<Figure> {
     });
 }
 
-const fakeNsm: Nsm = {
-  async attestation(_request: AttestationRequest) {
-    return new Uint8Array(1);
-  },
-  async close() {},
-};
-
-interface RefreshSetup {
-  service: EnclaveService;
-  pool: EnclaveRequest[];
-}
-
-/** A service with an ES256 SRT issuer, one assigned DRT, and a pool of pre-sealed refreshes. */
-async function makeRefreshSetup(): Promise<RefreshSetup> {
-  const issuerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const srtTrust: SrtTrust = {
-    issuer: 'https://subscriptions.example',
-    audience: 'dip-enclave',
-    keys: { keys: [{ ...issuerKey.publicKey.export({ format: 'jwk' }), kid: 'bench', alg: 'ES256' }] },
-  };
-  const bootKey = generateBootKey();
-  const service = await createEnclaveService({
-    nsm: fakeNsm,
-    bootKey,
-    custody: createInMemoryKeyCustody(),
-    srtTrust,
-    datIssuer: 'https://dip.example',
-    version: 'bench',
-    now: () => NOW,
-  });
-  const srt = await new SignJWT({ entitlements: { 'xv.vpn.dip': { did: 1 } } })
-    .setProtectedHeader({ alg: 'ES256', kid: 'bench' })
-    .setIssuer(srtTrust.issuer)
-    .setAudience('dip-enclave')
-    .setSubject('bench-subscription')
-    .setIssuedAt(NOW - 60)
-    .setExpirationTime(NOW + 3600)
-    .sign(issuerKey.privateKey);
-  const assign = sealRequest(bootKey.publicKeySpki, 'assign', encodeCbor({ srt }));
-  const assigned = await service.handle({ id: 0, op: 'assign', body: { ip: '203.0.113.9', request: assign.encapsulatedRequest } });
-  const tokens = openResponse(assign.context, assigned.response as Uint8Array);
-  const { decodeCbor } = await import('../protocol/cbor.js');
-  const drt = (decodeCbor(tokens) as Map<string, string>).get('drt')!;
-  const pool: EnclaveRequest[] = [];
-  for (let i = 0; i < SEALED_POOL; i++) {
-    const { encapsulatedRequest } = sealRequest(bootKey.publicKeySpki, 'refresh', encodeCbor({ srt, drt }));
-    pool.push({ id: i + 1, op: 'refresh', body: { request: encapsulatedRequest } });
-  }
-  return { service, pool };
-}
-
 function refreshRun(setup: RefreshSetup, count: number): Promise<Figure> {
-  return measure(count, async () => {
-    for (let i = 0; i < count; i++) await setup.service.handle(setup.pool[i % setup.pool.length]!);
-  });
+  return measure(count, () => runRefreshes(setup, count, 1));
 }
 
 function concurrentRefreshRun(setup: RefreshSetup, count: number, inFlight: number): Promise<Figure> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < count) await setup.service.handle(setup.pool[next++ % setup.pool.length]!);
-  };
-  return measure(count, () => Promise.all(Array.from({ length: inFlight }, worker)));
+  return measure(count, () => runRefreshes(setup, count, inFlight));
 }
 
 async function attestFigure(): Promise<string> {
@@ -166,7 +105,7 @@ async function main(): Promise<void> {
   console.log(`bench-core: node ${process.version}, ${ROUNDS} interleaved rounds, medians reported`);
   console.log('setting up (sealing is done here, outside every timed loop) ...');
   const floor = makeFloor();
-  const setup = await makeRefreshSetup();
+  const setup = await makeRefreshSetup({ poolSize: SEALED_POOL, now: () => NOW });
   // Warm-up: a long-running enclave is JIT-compiled and its key caches are full.
   await refreshRun(setup, WARM_UP_REFRESHES);
   for (let i = 0; i < 3; i++) await floor();

@@ -4,7 +4,6 @@
 // Prints figures only; nothing here is a pass/fail test. Run: npx tsx scripts/bench-parent.ts
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -13,11 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT, importJWK, type JWK } from 'jose';
 import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
 import { Tagged, decodeCbor, encodeCbor } from '../protocol/cbor.js';
-import { generateBootKey, openResponse, sealRequest } from '../protocol/hpke.js';
-import type { EnclaveRequest } from '../protocol/messages.js';
-import { createInMemoryKeyCustody } from '../enclave/core/keys.js';
-import { createEnclaveService } from '../enclave/core/service.js';
-import type { Nsm } from '../enclave/nsm/nsm.js';
+import { openResponse, sealRequest } from '../protocol/hpke.js';
+import { makeRefreshSetup, runRefreshes } from './bench-support.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = 3;
@@ -44,40 +40,11 @@ const percentile = (values: number[], p: number): number => {
 // ---- in-process refresh (the core benchmark's figure (2), measured here in the same run) ----
 
 async function inProcessSetup(): Promise<{ run: (count: number, inFlight: number) => Promise<number> }> {
-  const issuerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const nsm: Nsm = { attestation: async () => new Uint8Array(1), close: async () => {} };
-  const bootKey = generateBootKey();
-  const service = await createEnclaveService({
-    nsm,
-    bootKey,
-    custody: createInMemoryKeyCustody(),
-    srtTrust: { issuer: 'https://subscriptions.example', audience: null, keys: { keys: [{ ...issuerKey.publicKey.export({ format: 'jwk' }), kid: 'b', alg: 'ES256' }] } },
-    datIssuer: 'https://dip.example',
-    version: 'bench',
-  });
-  const srt = await new SignJWT({ entitlements: { 'xv.vpn.dip': { did: 0 } } })
-    .setProtectedHeader({ alg: 'ES256', kid: 'b' })
-    .setIssuer('https://subscriptions.example')
-    .setSubject('bench-subscription')
-    .setIssuedAt(NOW() - 60)
-    .setExpirationTime(NOW() + 3600)
-    .sign(issuerKey.privateKey);
-  const assign = sealRequest(bootKey.publicKeySpki, 'assign', encodeCbor({ srt }));
-  const assigned = await service.handle({ id: 0, op: 'assign', body: { ip: '203.0.113.9', request: assign.encapsulatedRequest } });
-  const drt = (decodeCbor(openResponse(assign.context, assigned['response'] as Uint8Array)) as Map<string, string>).get('drt')!;
-  const pool: EnclaveRequest[] = [];
-  for (let i = 0; i < SEALED_POOL; i++) {
-    pool.push({ id: i + 1, op: 'refresh', body: { request: sealRequest(bootKey.publicKeySpki, 'refresh', encodeCbor({ srt, drt })).encapsulatedRequest } });
-  }
+  const setup = await makeRefreshSetup({ poolSize: SEALED_POOL, now: NOW });
   return {
     async run(count, inFlight) {
-      let next = 0;
       const start = performance.now();
-      await Promise.all(
-        Array.from({ length: inFlight }, async () => {
-          while (next < count) await service.handle(pool[next++ % pool.length]!);
-        }),
-      );
+      await runRefreshes(setup, count, inFlight);
       return count / ((performance.now() - start) / 1000);
     },
   };
