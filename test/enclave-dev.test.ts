@@ -6,15 +6,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import packageJson from '../../package.json' with { type: 'json' };
-import { verifyAttestation } from '../../client/attestation.js';
-import { DEV_PCRS } from '../../client/manifest.js';
-import { verifyDat } from '../../client/tokens.js';
-import { decodeUserData } from '../../protocol/attestation-document.js';
-import { ERROR_MESSAGES } from '../../protocol/errors.js';
-import { parseResponseBody, type EnclaveResponse, type Op, type ResponseBodies } from '../../protocol/messages.js';
-import type { FrameClient } from '../../test/support/frame-client.js';
-import { jwtClaims, mintSrt, openTokens, sealAssign, sealRefresh, spawnEnclave, type SpawnedEnclave } from '../../test/support/enclave.js';
+import packageJson from '../package.json' with { type: 'json' };
+import { verifyAttestation } from '../client/attestation.js';
+import { DEV_PCRS } from '../client/manifest.js';
+import { verifyDat } from '../client/tokens.js';
+import { decodeUserData } from '../protocol/attestation-document.js';
+import { ERROR_MESSAGES } from '../protocol/errors.js';
+import { parseResponseBody, type EnclaveResponse, type Op, type ResponseBodies } from '../protocol/messages.js';
+import type { FrameClient } from './support/frame-client.js';
+import { jwtClaims, mintSrt, openTokens, sealAssign, sealRefresh, spawnEnclave, type SpawnedEnclave } from './support/enclave.js';
 
 function okBody<K extends Op>(op: K, response: EnclaveResponse): ResponseBodies[K] {
   assert.ok(response.ok, `expected ok, got ${JSON.stringify(!response.ok && response.error)}`);

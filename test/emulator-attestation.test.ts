@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createHash, generateKeyPairSync, verify } from 'node:crypto';
-import { createEmulatorNsm, DEV_PCRS } from '../nsm/emulator.js';
-import { KEY_USAGE, createCertificate } from '../nsm/x509.js';
-import { decodeCbor, type CborMap } from '../../protocol/cbor.js';
-import { sigStructure } from '../../protocol/cose.js';
-import { encodeUserData } from '../../protocol/attestation-document.js';
-import { verifyAttestation } from '../../client/attestation.js';
-import { parseCertificate } from '../../client/x509.js';
+import { createEmulatorNsm, DEV_PCRS } from '../enclave/nsm/emulator.js';
+import { KEY_USAGE, createCertificate } from '../enclave/nsm/x509.js';
+import { decodeCbor, type CborMap } from '../protocol/cbor.js';
+import { sigStructure } from '../protocol/cose.js';
+import { encodeUserData } from '../protocol/attestation-document.js';
+import { verifyAttestation } from '../client/attestation.js';
+import { parseCertificate } from '../client/x509.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const sha384 = (label: string): Uint8Array => new Uint8Array(createHash('sha384').update(label, 'ascii').digest());
