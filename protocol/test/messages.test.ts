@@ -138,3 +138,18 @@ test('ok bodies are checked against the op they answer', () => {
   assert.equal(parseResponseBody('refresh', body({ ip: '10.0.0.1', reservedUntil: 1, response: new Uint8Array(0) })), null);
   assert.equal(parseResponseBody('assign', body({ ip: '10.0.0.1', reservedUntil: 1 })), null);
 });
+
+test('a tagged byte string (tag 64, a typed array) where a byte string is expected is bad_request', () => {
+  // {"v":1,"id":7,"op":"refresh","body":{"request": 64(h'0102')}}
+  const bytes = new Uint8Array([
+    0xa4, 0x61, 0x76, 0x01, 0x62, 0x69, 0x64, 0x07, 0x62, 0x6f, 0x70, 0x67, ...new TextEncoder().encode('refresh'),
+    0x64, ...new TextEncoder().encode('body'), 0xa1, 0x67, ...new TextEncoder().encode('request'), 0xd8, 0x40, 0x42, 0x01, 0x02,
+  ]);
+  assert.throws(
+    () => parseRequest(decodeCbor(bytes)),
+    (error: unknown) => error instanceof RequestError && error.code === 'bad_request' && error.id === 7,
+  );
+  // The same bytes untagged are a valid request: the tag alone is what is refused.
+  const untagged = bytes.filter((_, i) => i !== bytes.indexOf(0xd8) && i !== bytes.indexOf(0xd8) + 1);
+  assert.equal(parseRequest(decodeCbor(untagged)).op, 'refresh');
+});
