@@ -60,11 +60,15 @@ ENCLAVE_CID ?= 16
 PARENT_URL ?= http://127.0.0.1:8080
 BUILD_EVIDENCE = --measurements $(EIF_DIR)/measurements.json --eif $(EIF) --builder-info $(EIF_DIR)/builder-info.txt --image-bundle $(EIF_DIR)/image-bundle.mjs
 
-.PHONY: bundle check-pins pin-images eif describe-eif pcr-manifest verify-pcrs run-enclave terminate-enclave enclave-status health
+.PHONY: bundle parent-bundle check-pins pin-images eif describe-eif pcr-manifest verify-pcrs run-enclave terminate-enclave enclave-status health
 
 # The deterministic esbuild bundle of the enclave (dist/enclave/enclave.mjs); prints its SHA-384.
 bundle: deps
 	npx tsx scripts/build-bundle.ts
+
+# The parent proxy as one plain-Node file for the EC2 host (deploy/dip-parent.service runs it).
+parent-bundle: deps
+	npx tsx scripts/build-bundle.ts --parent
 
 # Refuses to build while any base image or builder input is still marked PIN-ME.
 check-pins:

@@ -153,7 +153,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
 }
 
 export function usage(): string {
-  const lines = ['usage: node --import tsx parent/main.ts --enclave ADDRESS [options]', ''];
+  const lines = ['usage: dip-parent --enclave ADDRESS [options]   (node dist/parent/parent.mjs, or node --import tsx parent/main.ts)', ''];
   for (const option of OPTIONS) {
     const value = option.kind === 'flag' ? '' : ' VALUE';
     const def = option.default === null || option.kind === 'flag' ? '' : ` (default ${option.default})`;

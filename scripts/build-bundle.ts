@@ -1,4 +1,5 @@
-// `make bundle`: the enclave as one deterministic ESM file (issue 6.1). Two builds of the same
+// `make bundle`: the enclave as one deterministic ESM file (issue 6.1); `--parent` (`make
+// parent-bundle`) builds the parent proxy the same way for the EC2 host. Two builds of the same
 // commit, at different paths and times, give byte-identical output: no absolute paths (every
 // path esbuild prints is relative to the repo root, symlinks kept), no timestamps, no source map.
 // DIP_BUILD=production is baked in here, so nothing outside the image can switch it off.
@@ -12,6 +13,9 @@ import { build, version as esbuildVersion, type BuildOptions } from 'esbuild';
 export const TRUST_FILES = ['enclave/issuers/srt-issuer.jwks.json', 'enclave/issuers/config.json'] as const;
 
 export const BUNDLE_PATH = 'dist/enclave/enclave.mjs';
+
+/** The parent proxy for the EC2 host: plain Node, no TypeScript loader in production. */
+export const PARENT_BUNDLE_PATH = 'dist/parent/parent.mjs';
 
 // koffi's default entry `require`s every platform's .node file; koffi/indirect finds the one
 // native module at run time next to the bundle (dist/koffi/<triplet>/koffi.node in the image).
@@ -76,9 +80,26 @@ export async function buildBundle(root: string, entry?: string): Promise<BundleR
   return { path: BUNDLE_PATH, bytes: file.contents.length, sha384: sha384(file.contents), esbuild: esbuildVersion, trustFiles };
 }
 
+/**
+ * Builds the parent proxy into one file (dist/parent/parent.mjs). It is untrusted and not
+ * measured, so only the enclave's options that matter for running apply: no DIP_BUILD, no koffi.
+ */
+export async function buildParentBundle(root: string): Promise<{ path: string; bytes: number; sha384: string }> {
+  const { alias: _alias, define: _define, ...common } = bundleOptions(root, 'parent/main.ts');
+  const result = await build({ ...common, outfile: PARENT_BUNDLE_PATH });
+  const file = result.outputFiles?.[0];
+  if (!file || result.outputFiles!.length !== 1) throw new Error('esbuild produced no single output file');
+  const out = join(root, PARENT_BUNDLE_PATH);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, file.contents);
+  return { path: PARENT_BUNDLE_PATH, bytes: file.contents.length, sha384: sha384(file.contents) };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const root = resolve(process.argv[2] ?? '.');
-  buildBundle(root).then(
+  const args = process.argv.slice(2);
+  const parent = args.includes('--parent');
+  const root = resolve(args.find((a) => a !== '--parent') ?? '.');
+  (parent ? buildParentBundle(root) : buildBundle(root)).then(
     (r) => {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     },

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { BUNDLE_PATH, TRUST_FILES, buildBundle } from '../build-bundle.js';
+import { BUNDLE_PATH, PARENT_BUNDLE_PATH, TRUST_FILES, buildBundle, buildParentBundle } from '../build-bundle.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -91,4 +91,13 @@ test('two builds in two checkouts at different paths and times give byte-identic
   assert.equal(refused.status, 1, refused.stderr);
   assert.match(refused.stderr, /"reason":"dev_refused"/);
   process.stdout.write(`# bundle ${first.path}: ${first.bytes} bytes, sha384 ${first.sha384}\n`);
+});
+
+test('the parent bundle runs on plain Node, without a TypeScript loader', { timeout: 120_000 }, async () => {
+  const built = await buildParentBundle(ROOT);
+  assert.equal(built.path, PARENT_BUNDLE_PATH);
+  const help = spawnSync(process.execPath, [join(ROOT, PARENT_BUNDLE_PATH), '--help'], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH ?? '' } });
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /--enclave/);
+  assert.doesNotMatch(readFileSync(join(ROOT, PARENT_BUNDLE_PATH), 'utf8'), /from ['"]tsx/);
 });
