@@ -2,11 +2,10 @@
 // emulator) on a Unix socket and the parent on a loopback port, driven by the client flows and
 // by the `dip` CLI. Nothing here is faked between the app and the enclave.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { runDip } from './support/dip-cli.js';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { decodeBackupText, encodeBackupText, openBackup, sealBackup } from '../client/backup.js';
 import { ClientError } from '../client/errors.js';
@@ -15,9 +14,7 @@ import { DEV_PCRS } from '../client/manifest.js';
 import { mintDevSrt, parseDevIssuer, type DevIssuer } from '../client/tokens.js';
 import { startLocalStack, type LocalStack } from '../scripts/demo.js';
 
-const REPO = join(import.meta.dirname, '..');
 const FAST_BACKUP = { log2N: 14, r: 8, p: 1 };
-const run = promisify(execFile);
 
 let stack: LocalStack;
 let trust: Trust;
@@ -103,15 +100,7 @@ describe('end to end through the parent and enclave processes', () => {
   });
 
   it('the dip CLI runs the same flow: dev-srt, attest, assign, refresh, and a reset gives version_mismatch', async () => {
-    const dip = async (...args: string[]) => {
-      try {
-        const { stdout, stderr } = await run(process.execPath, [join(REPO, 'bin/dip.js'), ...args], { cwd: REPO, timeout: 120_000 });
-        return { code: 0, stdout, stderr };
-      } catch (error) {
-        const e = error as { code: number; stdout: string; stderr: string };
-        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-      }
-    };
+    const dip = runDip;
     const dev = ['--url', stack.url, '--dev', '--dev-dir', stack.dir];
     const srtFile = join(stack.dir, 'cli-srt.jwt');
     const drtFile = join(stack.dir, 'cli-drt.jwt');

@@ -1,20 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { runDip } from '../../test/support/dip-cli.js';
 import { exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import { main, type CliIo } from '../cli.js';
 import { DEV_PCRS, pcrToHex } from '../manifest.js';
 import { IP, JWKS, SRT, URL_BASE, fakeParent, nsm, srtFor, type Tamper } from './fake-parent.js';
 
-const REPO = resolve(import.meta.dirname, '../..');
 const VECTOR = '/work/shared/vectors/aws-attestation-2026-01-03.cbor';
 const AWS_ROOT = '/work/shared/vectors/aws-nitro-root-g1.pem';
 const AT = '1767472868';
-const run = promisify(execFile);
 
 const dir = mkdtempSync(join(tmpdir(), 'dip-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,16 +21,7 @@ const file = (name: string, content: string | Uint8Array) => {
   return path;
 };
 
-/** Runs the real `dip` shim in a child process. */
-async function dip(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(REPO, 'bin/dip.js'), ...args], { cwd: REPO, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const dip = runDip;
 
 /** Runs main() in this process with captured output (and the fake parent's fetch). */
 async function cli(args: string[], tamper: Tamper = {}, env: Record<string, string> = {}) {
