@@ -1,4 +1,4 @@
-// Sizes and lifetimes fixed by SPEC.md; everything that checks a bound imports it from here.
+// Sizes and lifetimes fixed by docs/spec.md (the contract; "SPEC §N" in comments means its section N); everything that checks a bound imports it from here.
 
 /** SPEC §5: a frame holds 1..65536 bytes of CBOR after its 4-byte length. */
 export const MAX_FRAME_BYTES = 65536;

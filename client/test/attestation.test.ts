@@ -12,8 +12,8 @@ import { pemToDer } from '../x509.js';
 import { createEmulatorNsm, DEV_PCRS } from '../../enclave/nsm/emulator.js';
 import { KEY_USAGE, buildChain, signDocument, type CertSpec } from './helpers/documents.js';
 
-const awsDocument = new Uint8Array(readFileSync(new URL('../../../shared/vectors/aws-attestation-2026-01-03.cbor', import.meta.url)));
-const awsRootPem = readFileSync(new URL('../../../shared/vectors/aws-nitro-root-g1.pem', import.meta.url), 'utf8');
+const awsDocument = new Uint8Array(readFileSync(new URL('../../test/vectors/aws-attestation-2026-01-03.cbor', import.meta.url)));
+const awsRootPem = readFileSync(new URL('../../test/vectors/aws-nitro-root-g1.pem', import.meta.url), 'utf8');
 /** The vector README: valid at Unix time 1767472867; its timestamp is 1767472867402 ms. */
 const AWS_AT = 1767472867000;
 const AWS_TIMESTAMP = 1767472867402;

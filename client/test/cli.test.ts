@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { runDip } from '../../test/support/dip-cli.js';
 import { exportJWK, generateKeyPair, jwtVerify } from 'jose';
@@ -9,8 +10,8 @@ import { main, type CliIo } from '../cli.js';
 import { DEV_PCRS, pcrToHex } from '../manifest.js';
 import { IP, JWKS, SRT, URL_BASE, fakeParent, nsm, srtFor, type Tamper } from './fake-parent.js';
 
-const VECTOR = '/work/shared/vectors/aws-attestation-2026-01-03.cbor';
-const AWS_ROOT = '/work/shared/vectors/aws-nitro-root-g1.pem';
+const VECTOR = fileURLToPath(new URL('../../test/vectors/aws-attestation-2026-01-03.cbor', import.meta.url));
+const AWS_ROOT = fileURLToPath(new URL('../../test/vectors/aws-nitro-root-g1.pem', import.meta.url));
 const AT = '1767472868';
 
 const dir = mkdtempSync(join(tmpdir(), 'dip-cli-'));

@@ -12,7 +12,7 @@ import {
 import { decodeCoseSign1, encodeCoseSign1, es384ProtectedHeader, sigStructure } from '../cose.js';
 import { decodeCbor, encodeCbor } from '../cbor.js';
 
-const awsDocument = new Uint8Array(readFileSync(new URL('../../../shared/vectors/aws-attestation-2026-01-03.cbor', import.meta.url)));
+const awsDocument = new Uint8Array(readFileSync(new URL('../../test/vectors/aws-attestation-2026-01-03.cbor', import.meta.url)));
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));

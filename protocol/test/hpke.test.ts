@@ -87,7 +87,7 @@ interface Vector {
   exports: { exporter_context: string; L: number; exported_value: string }[];
 }
 
-const VECTOR_FILE = new URL('../../../shared/vectors/hpke-p256-sha256-aes256gcm-base.json', import.meta.url);
+const VECTOR_FILE = new URL('../../test/vectors/hpke-p256-sha256-aes256gcm-base.json', import.meta.url);
 const vectors = (JSON.parse(readFileSync(VECTOR_FILE, 'utf8')) as Vector[]).filter(
   (v) => v.mode === 0 && v.kem_id === KEM_ID && v.kdf_id === KDF_ID && v.aead_id === AEAD_ID,
 );

@@ -23,10 +23,10 @@ const PCR_OF_EMPTY = '21b9efbc184807662e966d34f390821309eeac6802309798826296bf3e
 const PCR0_K_C_R1_R2 = '555f1d9d026d216bb526429ff854dbec8713c438da0655a4cb23b4c6fda4a1e00d480bb4ae3db85a9e7e309025974323';
 const PCR1_K_C_R1 = 'df1d84cc88f7af3a4a3d5f91ab4785f11a87ca2501d876e35a6187589594f270280d7b4a3c92b86675155c545d237faa';
 const PCR2_R2 = 'a05551978c32c7b7705a8195e182add98906516f3e0106753cd11765685366bb9c94f05a5ef203b75283b12bf8294fe4';
-// PCR of the DER of /work/shared/vectors/aws-nitro-root-g1.pem (base64 body decoded), same formula.
+// PCR of the DER of test/vectors/aws-nitro-root-g1.pem (base64 body decoded), same formula.
 const PCR8_AWS_ROOT = 'df3a0511a411c6a5628d91a189a052d281dec8153ffecde6bdc1a059825c32e4bfb7fc95b367564a64812a8795af8f8a';
 
-const AWS_ROOT_PEM = readFileSync(new URL('../../../shared/vectors/aws-nitro-root-g1.pem', import.meta.url));
+const AWS_ROOT_PEM = readFileSync(new URL('../../test/vectors/aws-nitro-root-g1.pem', import.meta.url));
 
 function twoRamdisks(extra: WriterSection[] = [], meta = '{"ImageName":"dip"}'): WriterSection[] {
   return [
