@@ -1,10 +1,11 @@
 // The app's two flows against the parent (SPEC §4, §6, §7): attest with a fresh random nonce,
-// verify the document against the pinned root and expected PCRs, check that the published JWKS
-// is the one user_data binds, seal to the boot key, call the parent, open, and check what came
+// verify the document against the pinned root and expected PCRs, check that the JWKS returned
+// beside it is the one user_data binds, seal to the boot key, call the parent, open, and check what came
 // back before handing it to the caller. A failed local check never returns a token.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { AttestationError, decodeUserData } from '../protocol/attestation-document.js';
+import { reservedUntilOf } from '../protocol/limits.js';
 import { verifyAttestation, type VerifiedAttestation } from './attestation.js';
 import { ClientError } from './errors.js';
 import { ParentClient, type DipAnswer, type Fetch } from './http.js';
@@ -62,7 +63,7 @@ function parentOf(options: ConnectOptions): ParentClient {
 
 async function attestWith(parent: ParentClient, trust: Trust): Promise<AttestedEnclave> {
   const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
-  const document = await parent.attestation(nonce);
+  const { document, jwks } = await parent.attestation(nonce);
   let attestation: VerifiedAttestation;
   let jwksSha256: Uint8Array;
   try {
@@ -82,7 +83,6 @@ async function attestWith(parent: ParentClient, trust: Trust): Promise<AttestedE
   }
   // SPEC §3: the boot key is the document's public_key; a document without one cannot be sealed to.
   if (attestation.publicKey === null) throw new ClientError('attestation_failed', false, 'public_key_missing');
-  const jwks = await parent.keys();
   if (!bytesEqual(new Uint8Array(createHash('sha256').update(jwks).digest()), jwksSha256)) {
     throw new ClientError('jwks_mismatch');
   }
@@ -105,13 +105,13 @@ async function checkTokens(
   answer: DipAnswer,
   expected: { ip: string; srt: string; jwks: Uint8Array },
 ): Promise<DipTokens> {
-  if (answer.ip !== expected.ip) throw new ClientError('ip_mismatch');
+  if (answer.ip !== expected.ip) throw new ClientError('ip_unexpected');
   const datClaims = await verifyDat(opened.dat, expected.jwks, { ip: expected.ip });
   const drtClaims = readDrt(opened.drt);
-  if (drtClaims.ip !== expected.ip) throw new ClientError('ip_mismatch');
+  if (drtClaims.ip !== expected.ip) throw new ClientError('ip_unexpected');
   // SPEC §2: the DRT key is never used for DATs, so it must not be in the published DAT keys.
   if (jwksKids(expected.jwks).has(drtClaims.kid)) throw new ClientError('drt_unexpected');
-  if (answer.reservedUntil !== drtClaims.exp) throw new ClientError('reservation_mismatch');
+  if (answer.reservedUntil !== reservedUntilOf(drtClaims.exp)) throw new ClientError('reservation_mismatch');
   const srt = readSrt(expected.srt);
   if (drtClaims.sub !== srt.sub || drtClaims.did !== srt.did) throw new ClientError('drt_unexpected');
   const { kid: _kid, ...claims } = drtClaims;
@@ -142,5 +142,5 @@ export async function refresh(options: ConnectOptions & { srt: string; drt: stri
   } catch {
     throw new ClientError('token_unreadable');
   }
-  return run(options, { op: 'refresh', srt, drt }, (parent, request) => parent.refresh(request), ip);
+  return run(options, { op: 'refresh', srt, drt }, (parent, request) => parent.refresh(ip, request), ip);
 }

@@ -109,9 +109,10 @@ export class ParentClient {
     return { ip, reservedUntil, response };
   }
 
-  /** GET /v1/attestation?nonce=… → the attestation document bytes (not yet verified). */
-  async attestation(nonce: Uint8Array): Promise<Uint8Array> {
-    return bytesField(parseJson(await this.call(`v1/attestation?nonce=${encodeBase64url(nonce)}`)), 'document');
+  /** GET /v1/attestation?nonce=… → the document and the JWKS it binds (neither verified yet). */
+  async attestation(nonce: Uint8Array): Promise<{ document: Uint8Array; jwks: Uint8Array }> {
+    const answer = parseJson(await this.call(`v1/attestation?nonce=${encodeBase64url(nonce)}`));
+    return { document: bytesField(answer, 'document'), jwks: bytesField(answer, 'jwks') };
   }
 
   /** GET /v1/keys → the JWKS bytes verbatim: their SHA-256 is what user_data binds. */
@@ -123,7 +124,7 @@ export class ParentClient {
     return this.post('v1/dip/assign', { ip, request: encodeBase64url(request) });
   }
 
-  refresh(request: Uint8Array): Promise<DipAnswer> {
-    return this.post('v1/dip/refresh', { request: encodeBase64url(request) });
+  refresh(ip: string, request: Uint8Array): Promise<DipAnswer> {
+    return this.post('v1/dip/refresh', { ip, request: encodeBase64url(request) });
   }
 }

@@ -1,9 +1,11 @@
 // The app's side of SPEC §4: seals an assign or refresh payload to the attested boot key and
 // opens the enclave's response, using protocol/hpke.ts. The CBOR payloads are exactly
-// assign {"srt"}, refresh {"srt", "drt"}; the response is exactly {"dat", "drt"}.
+// assign {"srt"}, refresh {"srt", "drt"}; the response is exactly {"dat", "drt"}. Both directions
+// are padded to fixed sizes, so their lengths say nothing about the subscription.
 
-import { decodeCbor, encodeCbor, isCborMap } from '../protocol/cbor.js';
+import { decodePaddedCbor, encodePaddedCbor, encodeCbor, isCborMap } from '../protocol/cbor.js';
 import { openResponse, sealRequest, type ResponseContext, type SealedOp } from '../protocol/hpke.js';
+import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES } from '../protocol/limits.js';
 import { ClientError } from './errors.js';
 
 export type DipRequest = { op: 'assign'; srt: string } | { op: 'refresh'; srt: string; drt: string };
@@ -34,7 +36,9 @@ export function seal(bootPublicKeySpki: Uint8Array, request: DipRequest): Sealed
         ? { srt: nonEmpty(request.srt, 'srt'), drt: nonEmpty(request.drt, 'drt') }
         : null;
   if (payload === null) throw new TypeError('op must be "assign" or "refresh"');
-  const { encapsulatedRequest, context } = sealRequest(bootPublicKeySpki, request.op, encodeCbor(payload));
+  if (encodeCbor(payload).length > REQUEST_PLAINTEXT_BYTES) throw new ClientError('request_too_large');
+  const plaintext = encodePaddedCbor(payload, REQUEST_PLAINTEXT_BYTES);
+  const { encapsulatedRequest, context } = sealRequest(bootPublicKeySpki, request.op, plaintext);
   return { op: request.op, encapsulatedRequest, context };
 }
 
@@ -42,7 +46,7 @@ export function seal(bootPublicKeySpki: Uint8Array, request: DipRequest): Sealed
 export function open(context: ResponseContext, encapsulatedResponse: Uint8Array): OpenedResponse {
   let value;
   try {
-    value = decodeCbor(openResponse(context, encapsulatedResponse));
+    value = decodePaddedCbor(openResponse(context, encapsulatedResponse), RESPONSE_PLAINTEXT_BYTES);
   } catch (error) {
     if (error instanceof TypeError) throw error; // our own misuse of the context
     throw new ClientError('response_invalid');

@@ -65,7 +65,7 @@ function commonClaims(payload: JWTPayload, lifetime: number): DatClaims | null {
 /**
  * Verifies a DAT against the JWKS bytes the attestation document binds: ES256 only, `typ`
  * dat+jwt, `kid` the RFC 7638 thumbprint of the key that verifies it, SPEC §2 claims, no `sub`,
- * and the IP the caller expects (`ip_mismatch` when it differs, `dat_invalid` for anything else).
+ * and the IP the caller expects (`ip_unexpected` when it differs, `dat_invalid` for anything else).
  */
 export async function verifyDat(dat: string, jwks: Uint8Array, expected: { ip: string; now?: Date }): Promise<DatClaims> {
   let payload: JWTPayload;
@@ -90,7 +90,7 @@ export async function verifyDat(dat: string, jwks: Uint8Array, expected: { ip: s
   }
   const claims = commonClaims(payload, DAT_LIFETIME_SECONDS);
   if (claims === null || payload.sub !== undefined || payload[DIP_ENTITLEMENT] !== undefined) throw new ClientError('dat_invalid');
-  if (claims.ip !== expected.ip) throw new ClientError('ip_mismatch');
+  if (claims.ip !== expected.ip) throw new ClientError('ip_unexpected');
   return claims;
 }
 

@@ -4,6 +4,7 @@
 
 export type RouteLabel =
   | '/v1/attestation'
+  | '/v1/enclaves'
   | '/v1/keys'
   | '/v1/dip/assign'
   | '/v1/dip/refresh'

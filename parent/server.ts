@@ -13,8 +13,10 @@ import type { AddressInfo, Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
 import { DipError, ERROR_MESSAGES, httpStatusOf, toDipError, type ErrorCode } from '../protocol/errors.js';
-import { MAX_NONCE_BYTES, MIN_NONCE_BYTES } from '../protocol/limits.js';
+import { isCanonicalIp } from '../protocol/ip.js';
+import { MAX_NONCE_BYTES, MIN_NONCE_BYTES, MIN_SEALED_REQUEST_BYTES } from '../protocol/limits.js';
 import type { Op, RequestBodies, ResponseBodies } from '../protocol/messages.js';
+import { sealedRequestKeyId } from '../protocol/sealed-header.js';
 import { methodLabel, type Logger, type RouteLabel } from './log.js';
 import type { ParentMetrics } from './metrics.js';
 import type { PoolState } from './pool.js';
@@ -59,6 +61,7 @@ interface Reply {
 type Route = Exclude<RouteLabel, 'unmatched'>;
 const ROUTES: ReadonlyMap<string, { route: Route; method: 'GET' | 'POST' }> = new Map([
   ['/v1/attestation', { route: '/v1/attestation', method: 'GET' }],
+  ['/v1/enclaves', { route: '/v1/enclaves', method: 'GET' }],
   ['/v1/keys', { route: '/v1/keys', method: 'GET' }],
   ['/v1/dip/assign', { route: '/v1/dip/assign', method: 'POST' }],
   ['/v1/dip/refresh', { route: '/v1/dip/refresh', method: 'POST' }],
@@ -135,6 +138,19 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/**
+ * The fields of an assign or refresh body, checked before anything reaches the enclave: `ip` in
+ * SPEC §2's canonical form (so no text that is not well-formed Unicode is ever framed) and a
+ * sealed request whose header is version 0x02 and that is at least hdr || enc || tag long (SPEC §4).
+ */
+function sealedFields(raw: Buffer): { ip: string; request: Uint8Array } {
+  const fields = parseJsonFields(raw, ['ip', 'request']);
+  if (!isCanonicalIp(fields.ip)) throw new DipError('bad_request');
+  const request = bytesField(fields.request, MIN_SEALED_REQUEST_BYTES, Infinity);
+  if (sealedRequestKeyId(request) === null) throw new DipError('bad_request');
+  return { ip: fields.ip, request };
+}
+
 function dipResult(result: ResponseBodies['assign']): Reply {
   return json(200, { ip: result.ip, reservedUntil: result.reservedUntil, response: encodeBase64url(result.response) });
 }
@@ -144,6 +160,18 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
   let active = 0;
   let draining = false;
   let onIdle: (() => void) | null = null;
+
+  /** SPEC §6 `GET /v1/enclaves`: the enclave this parent reaches now, or none. */
+  async function reachableEnclaves(): Promise<Array<{ key_id: string; status: 'ok' }>> {
+    try {
+      const health = await enclave.call('health', {});
+      return [{ key_id: encodeBase64url(health.key_id), status: health.status }];
+    } catch (error) {
+      const code = toDipError(error).code;
+      if (code === 'enclave_unavailable' || code === 'enclave_timeout') return [];
+      throw error;
+    }
+  }
 
   async function dispatch(req: IncomingMessage, setRoute: (route: Route) => void): Promise<Reply> {
     const url = req.url ?? '';
@@ -169,9 +197,11 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
           metrics.rateLimited(spec.route);
           return errorReply('rate_limited', { 'retry-after': '1' });
         }
-        const { document } = await enclave.call('attest', body);
-        return json(200, { document: encodeBase64url(document) });
+        const { document, jwks } = await enclave.call('attest', body);
+        return json(200, { document: encodeBase64url(document), jwks: encodeBase64url(jwks) });
       }
+      case '/v1/enclaves':
+        return json(200, { enclaves: await reachableEnclaves() });
       case '/v1/keys': {
         const { jwks } = await enclave.call('jwks', {});
         return { status: 200, type: 'application/jwk-set+json', body: Buffer.from(jwks.buffer, jwks.byteOffset, jwks.byteLength) };
@@ -185,13 +215,8 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
         } catch (error) {
           return errorReply(toDipError(error).code, { connection: 'close' });
         }
-        if (spec.route === '/v1/dip/assign') {
-          const fields = parseJsonFields(raw, ['ip', 'request']);
-          const request = bytesField(fields.request, 1, Infinity);
-          return dipResult(await enclave.call('assign', { ip: fields.ip, request }));
-        }
-        const fields = parseJsonFields(raw, ['request']);
-        return dipResult(await enclave.call('refresh', { request: bytesField(fields.request, 1, Infinity) }));
+        const body = sealedFields(raw);
+        return dipResult(await enclave.call(spec.route === '/v1/dip/assign' ? 'assign' : 'refresh', body));
       }
       case '/healthz':
         return json(200, { status: 'ok' });

@@ -116,6 +116,10 @@ class Reader {
     return this.offset === this.bytes.length;
   }
 
+  get position(): number {
+    return this.offset;
+  }
+
   private need(n: number): void {
     if (this.offset + n > this.bytes.length) throw new CborDecodeError('CBOR data is truncated');
   }
@@ -324,6 +328,29 @@ export function decodeCbor(bytes: Uint8Array): CborValue {
   const value = reader.item(0);
   if (!reader.done) throw new CborDecodeError('CBOR data has trailing bytes');
   return value;
+}
+
+/**
+ * SPEC §4 padding: `plaintext` must be exactly `size` bytes holding one CBOR data item followed
+ * only by 0x00 bytes. Returns the item; throws `CborDecodeError` for anything else.
+ */
+export function decodePaddedCbor(plaintext: Uint8Array, size: number): CborValue {
+  if (plaintext.length !== size) throw new CborDecodeError('CBOR padding has the wrong length');
+  const reader = new Reader(plaintext);
+  const value = reader.item(0);
+  for (let i = reader.position; i < plaintext.length; i++) {
+    if (plaintext[i] !== 0) throw new CborDecodeError('CBOR padding is not all zero');
+  }
+  return value;
+}
+
+/** SPEC §4 padding: one CBOR item, then 0x00 up to exactly `size` bytes; a larger item is misuse. */
+export function encodePaddedCbor(value: unknown, size: number): Uint8Array {
+  const item = encodeCbor(value);
+  if (item.length > size) throw new TypeError('the CBOR item does not fit the padded size');
+  const out = new Uint8Array(size);
+  out.set(item);
+  return out;
 }
 
 export function isCborMap(value: CborValue): value is CborMap {

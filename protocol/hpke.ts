@@ -7,6 +7,7 @@ import {
   createCipheriv,
   createDecipheriv,
   createECDH,
+  createHash,
   createHmac,
   createPublicKey,
   generateKeyPairSync,
@@ -14,7 +15,8 @@ import {
   type ECDH,
 } from 'node:crypto';
 import { DipError } from './errors.js';
-import { PROTOCOL_VERSION } from './limits.js';
+import { KEY_ID_BYTES, MIN_SEALED_REQUEST_BYTES, SEALED_REQUEST_HEADER_BYTES, SEALED_REQUEST_VERSION } from './limits.js';
+import { KEY_ID_AT, SUITE_AT } from './sealed-header.js';
 
 export const KEM_ID = 0x0010, KDF_ID = 0x0001, AEAD_ID = 0x0002;
 
@@ -377,17 +379,17 @@ export interface BootKey {
 }
 
 const OP_BYTE: Readonly<Record<SealedOp, number>> = { assign: 0x01, refresh: 0x02 };
-const HEADER_BYTES = 8;
 const RESPONSE_NONCE_BYTES = 32; // SPEC §4: response_nonce = random(32), max(Nn, Nk) as RFC 9458 §4.4
+const DIP_REQUEST = ascii('dip request');
 const DIP_RESPONSE = ascii('dip response');
 const L_RESPONSE_KEY = ascii('key');
 const L_RESPONSE_NONCE = ascii('nonce');
+const SUITE_BYTES = Uint8Array.of(KEM_ID >> 8, KEM_ID & 0xff, KDF_ID >> 8, KDF_ID & 0xff, AEAD_ID >> 8, AEAD_ID & 0xff);
 
-/** SPEC §4: hdr = 0x01 (version) || kem_id(2) || kdf_id(2) || aead_id(2) || op(1). */
-function header(op: SealedOp): Uint8Array {
-  return Uint8Array.of(
-    PROTOCOL_VERSION, KEM_ID >> 8, KEM_ID & 0xff, KDF_ID >> 8, KDF_ID & 0xff, AEAD_ID >> 8, AEAD_ID & 0xff, OP_BYTE[op],
-  );
+/** SPEC §3: key_id = the first 8 bytes of SHA-256 of the boot key's SubjectPublicKeyInfo (DER). */
+export function keyIdOf(publicKeySpki: Uint8Array): Uint8Array {
+  requireBytes(publicKeySpki, 'publicKeySpki');
+  return own(createHash('sha256').update(publicKeySpki).digest().subarray(0, KEY_ID_BYTES));
 }
 
 interface OpConstants {
@@ -395,20 +397,12 @@ interface OpConstants {
   readonly keyScheduleContext: Uint8Array;
 }
 
-// SPEC §4: info = "dip request" || 0x00 || hdr, so each op's key_schedule_context is a constant.
-const OPS: Readonly<Record<SealedOp, OpConstants>> = {
-  assign: opConstants('assign'),
-  refresh: opConstants('refresh'),
-};
-
-function opConstants(op: SealedOp): OpConstants {
-  const hdr = header(op);
-  return { header: hdr, keyScheduleContext: keyScheduleContext(concat(ascii('dip request'), Uint8Array.of(0), hdr)) };
-}
-
-function opConstantsOf(op: SealedOp): OpConstants {
+/** SPEC §4: hdr = 0x02 || key_id(8) || kem_id(2) || kdf_id(2) || aead_id(2) || op(1). */
+function opConstants(keyId: Uint8Array, op: SealedOp): OpConstants {
   if (op !== 'assign' && op !== 'refresh') throw new TypeError('op must be "assign" or "refresh"');
-  return OPS[op];
+  const header = concat(Uint8Array.of(SEALED_REQUEST_VERSION), keyId, SUITE_BYTES, Uint8Array.of(OP_BYTE[op]));
+  // SPEC §4: info = "dip request" || 0x00 || hdr.
+  return { header, keyScheduleContext: keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header)) };
 }
 
 export function generateBootKey(): BootKey {
@@ -420,18 +414,24 @@ function isP256(key: KeyObject): boolean {
   return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === CURVE;
 }
 
-// The last boot key sealRequest was given: a client seals many requests to one boot key.
-let lastSpki: { readonly spki: Buffer; readonly point: Uint8Array } | undefined;
-
-/** The uncompressed point (pkXm) of a P-256 public key given as SPKI DER; anything else is misuse. */
-function spkiToPoint(spki: Uint8Array): Uint8Array {
-  requireBytes(spki, 'publicKeySpki');
-  if (lastSpki !== undefined && lastSpki.spki.equals(spki)) return lastSpki.point;
-  const point = parseSpki(spki);
-  lastSpki = { spki: Buffer.from(spki), point };
-  return point;
+/** What a sender keeps per boot key: its point (pkRm) and its key_id. */
+interface SealTarget {
+  readonly spki: Buffer;
+  readonly point: Uint8Array;
+  readonly keyId: Uint8Array;
 }
 
+// The last boot key sealRequest was given: a client seals many requests to one boot key.
+let lastTarget: SealTarget | undefined;
+
+function sealTarget(spki: Uint8Array): SealTarget {
+  requireBytes(spki, 'publicKeySpki');
+  if (lastTarget !== undefined && lastTarget.spki.equals(spki)) return lastTarget;
+  lastTarget = { spki: Buffer.from(spki), point: parseSpki(spki), keyId: keyIdOf(spki) };
+  return lastTarget;
+}
+
+/** The uncompressed point (pkXm) of a P-256 public key given as SPKI DER; anything else is misuse. */
 function parseSpki(spki: Uint8Array): Uint8Array {
   let key: KeyObject;
   try {
@@ -445,10 +445,16 @@ function parseSpki(spki: Uint8Array): Uint8Array {
   return concat(Uint8Array.of(0x04), Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url'));
 }
 
-// One ECDH state per boot key, so openRequest costs one scalar multiplication and no key import.
-const recipients = new WeakMap<KeyObject, Recipient>();
+/** The boot key made ready to open requests: its ECDH state, key_id and per-op header constants. */
+interface BootRecipient extends Recipient {
+  readonly keyId: Uint8Array;
+  readonly ops: Readonly<Record<SealedOp, OpConstants>>;
+}
 
-function bootRecipient(bootKey: BootKey): Recipient {
+// One ECDH state per boot key, so openRequest costs one scalar multiplication and no key import.
+const recipients = new WeakMap<KeyObject, BootRecipient>();
+
+function bootRecipient(bootKey: BootKey): BootRecipient {
   const privateKey = bootKey?.privateKey;
   // Only KeyObjects that passed the checks below are in the map, so a hit needs no check.
   const cached = privateKey instanceof KeyObject ? recipients.get(privateKey) : undefined;
@@ -457,48 +463,62 @@ function bootRecipient(bootKey: BootKey): Recipient {
     throw new TypeError('bootKey.privateKey must be a P-256 private KeyObject');
   }
   const recipient = recipientFromScalar(Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url'));
-  if (!Buffer.from(spkiToPoint(bootKey.publicKeySpki)).equals(recipient.publicKey)) {
+  requireBytes(bootKey.publicKeySpki, 'publicKeySpki');
+  if (!Buffer.from(parseSpki(bootKey.publicKeySpki)).equals(recipient.publicKey)) {
     throw new TypeError('bootKey.publicKeySpki does not match bootKey.privateKey');
   }
-  recipients.set(privateKey, recipient);
-  return recipient;
+  const keyId = keyIdOf(bootKey.publicKeySpki);
+  const ready = { ...recipient, keyId, ops: { assign: opConstants(keyId, 'assign'), refresh: opConstants(keyId, 'refresh') } };
+  recipients.set(privateKey, ready);
+  return ready;
 }
 
-/** SPEC §4: seals a request payload to the boot key, for one op. */
+/**
+ * SPEC §4: seals a request plaintext to the boot key, for one op. The plaintext is sealed as it
+ * is: callers pad it to REQUEST_PLAINTEXT_BYTES (cbor.ts encodePaddedCbor), or the enclave refuses it.
+ */
 export function sealRequest(
   bootPublicKeySpki: Uint8Array,
   op: SealedOp,
-  payload: Uint8Array,
+  plaintext: Uint8Array,
 ): { encapsulatedRequest: Uint8Array; context: ResponseContext } {
-  const { header: hdr, keyScheduleContext: ksc } = opConstantsOf(op);
-  requireBytes(payload, 'payload');
-  const { sharedSecret, enc } = encap(spkiToPoint(bootPublicKeySpki));
+  const target = sealTarget(bootPublicKeySpki);
+  const { header: hdr, keyScheduleContext: ksc } = opConstants(target.keyId, op);
+  requireBytes(plaintext, 'plaintext');
+  const { sharedSecret, enc } = encap(target.point);
   const ctx = contextFrom('sender', sharedSecret, ksc);
-  const ct = ctx.seal(hdr, payload); // SPEC §4: aad = hdr
+  const ct = ctx.seal(hdr, plaintext); // SPEC §4: aad = hdr
   return {
     encapsulatedRequest: concat(hdr, enc, ct), // SPEC §4: hdr || enc || ct
     context: { enc, secret: ctx.export(DIP_RESPONSE, 32) },
   };
 }
 
-/** SPEC §4: opens a request sealed for `op`; any bad input throws DipError('decrypt_failed'). */
+/**
+ * SPEC §4: opens a request sealed for `op` and returns its plaintext as sealed (still padded).
+ * Another version or a too-short request is `bad_request`; another boot key's `key_id` is
+ * `key_unknown`, before any decryption; another suite or op, or anything that fails to open, is
+ * `decrypt_failed`.
+ */
 export function openRequest(
   bootKey: BootKey,
   op: SealedOp,
   encapsulatedRequest: Uint8Array,
-): { payload: Uint8Array; context: ResponseContext } {
+): { plaintext: Uint8Array; context: ResponseContext } {
   const recipient = bootRecipient(bootKey);
-  const { header: hdr, keyScheduleContext: ksc } = opConstantsOf(op);
+  if (op !== 'assign' && op !== 'refresh') throw new TypeError('op must be "assign" or "refresh"');
+  const { header: hdr, keyScheduleContext: ksc } = recipient.ops[op];
   requireBytes(encapsulatedRequest, 'encapsulatedRequest');
+  const request = encapsulatedRequest;
+  if (request.length < MIN_SEALED_REQUEST_BYTES || request[0] !== SEALED_REQUEST_VERSION) throw new DipError('bad_request');
+  // The header is public, so no constant-time compare.
+  for (let i = KEY_ID_AT; i < SUITE_AT; i++) if (request[i] !== hdr[i]) throw new DipError('key_unknown');
   try {
-    const request = encapsulatedRequest;
-    if (request.length < HEADER_BYTES + N_ENC + N_T) throw new DipError('decrypt_failed');
-    // SPEC §4: version, suite and op are all bound; the header is public, so no constant-time compare.
-    for (let i = 0; i < HEADER_BYTES; i++) if (request[i] !== hdr[i]) throw new DipError('decrypt_failed');
-    const enc = request.slice(HEADER_BYTES, HEADER_BYTES + N_ENC); // a copy: the context outlives the input
+    for (let i = SUITE_AT; i < SEALED_REQUEST_HEADER_BYTES; i++) if (request[i] !== hdr[i]) throw new DipError('decrypt_failed');
+    const enc = request.slice(SEALED_REQUEST_HEADER_BYTES, SEALED_REQUEST_HEADER_BYTES + N_ENC); // a copy: the context outlives the input
     const ctx = contextFrom('recipient', decapWith(enc, recipient), ksc);
-    const payload = ctx.open(hdr, request.subarray(HEADER_BYTES + N_ENC));
-    return { payload, context: { enc, secret: ctx.export(DIP_RESPONSE, 32) } };
+    const plaintext = ctx.open(hdr, request.subarray(SEALED_REQUEST_HEADER_BYTES + N_ENC));
+    return { plaintext, context: { enc, secret: ctx.export(DIP_RESPONSE, 32) } };
   } catch {
     throw new DipError('decrypt_failed');
   }

@@ -21,5 +21,25 @@ export const MAX_SUBSCRIPTION_ID_CHARS = 256;
 /** SPEC §7: default maximum age of an attestation document. */
 export const DEFAULT_ATTESTATION_MAX_AGE_MS = 5 * 60 * 1000;
 
-/** The wire protocol version of frames (SPEC §5) and of the HPKE header (SPEC §4). */
+/** The wire protocol version of frames (SPEC §5). */
 export const PROTOCOL_VERSION = 1;
+
+/** SPEC §4: the version byte of a sealed request's header. */
+export const SEALED_REQUEST_VERSION = 0x02;
+/** SPEC §3: `key_id` = the first 8 bytes of SHA-256 of the boot key's SPKI. */
+export const KEY_ID_BYTES = 8;
+/** SPEC §4: hdr = version(1) || key_id(8) || kem_id(2) || kdf_id(2) || aead_id(2) || op(1). */
+export const SEALED_REQUEST_HEADER_BYTES = 16;
+/** SPEC §4: a request shorter than hdr || enc (65) || tag (16) is `bad_request`. */
+export const MIN_SEALED_REQUEST_BYTES = SEALED_REQUEST_HEADER_BYTES + 65 + 16;
+/** SPEC §4: every request plaintext is padded to exactly this many bytes. */
+export const REQUEST_PLAINTEXT_BYTES = 8192;
+/** SPEC §4: every response plaintext is padded to exactly this many bytes. */
+export const RESPONSE_PLAINTEXT_BYTES = 4096;
+/** SPEC §4: the length of every sealed request: hdr || enc || padded plaintext || tag. */
+export const SEALED_REQUEST_BYTES = MIN_SEALED_REQUEST_BYTES + REQUEST_PLAINTEXT_BYTES;
+
+/** SPEC §4: `reservedUntil` is the DRT's `exp` rounded up to the next 00:00 UTC. */
+export function reservedUntilOf(drtExp: number): number {
+  return Math.ceil(drtExp / 86_400) * 86_400;
+}

@@ -9,7 +9,7 @@
 import { isCborMap, type CborMap, type CborValue } from './cbor.js';
 import { DipError, ERROR_MESSAGES, isErrorCode, type ErrorCode } from './errors.js';
 import { isCanonicalIp } from './ip.js';
-import { MAX_FRAME_BYTES, MAX_NONCE_BYTES, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './limits.js';
+import { KEY_ID_BYTES, MAX_FRAME_BYTES, MAX_NONCE_BYTES, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './limits.js';
 
 export const OPS = ['attest', 'jwks', 'assign', 'refresh', 'health'] as const;
 export type Op = (typeof OPS)[number];
@@ -18,7 +18,7 @@ export interface RequestBodies {
   attest: { nonce: Uint8Array };
   jwks: Record<string, never>;
   assign: { ip: string; request: Uint8Array };
-  refresh: { request: Uint8Array };
+  refresh: { ip: string; request: Uint8Array };
   health: Record<string, never>;
 }
 
@@ -29,11 +29,12 @@ export interface DipResult {
 }
 
 export interface ResponseBodies {
-  attest: { document: Uint8Array };
+  attest: { document: Uint8Array; jwks: Uint8Array };
   jwks: { jwks: Uint8Array };
   assign: DipResult;
   refresh: DipResult;
-  health: { status: 'ok'; version: string };
+  /** `m_commit` joins with key custody (SPEC §3); until then the enclave is always "ok". */
+  health: { status: 'ok'; version: string; key_id: Uint8Array };
 }
 
 export type EnclaveRequest = { [K in Op]: { id: number; op: K; body: RequestBodies[K] } }[Op];
@@ -84,17 +85,13 @@ function parseBody(op: Op, body: CborMap): RequestBodies[Op] | null {
       if (!hasExactKeys(body, ['nonce']) || !bytesIn(nonce, MIN_NONCE_BYTES, MAX_NONCE_BYTES)) return null;
       return { nonce };
     }
-    case 'assign': {
+    case 'assign':
+    case 'refresh': {
       const ip = body.get('ip');
       const request = body.get('request');
       if (!hasExactKeys(body, ['ip', 'request']) || typeof ip !== 'string' || !isCanonicalIp(ip)) return null;
       if (!bytesIn(request, 1, MAX_FRAME_BYTES)) return null;
       return { ip, request };
-    }
-    case 'refresh': {
-      const request = body.get('request');
-      if (!hasExactKeys(body, ['request']) || !bytesIn(request, 1, MAX_FRAME_BYTES)) return null;
-      return { request };
     }
     case 'jwks':
     case 'health':
@@ -162,7 +159,9 @@ function parseOkBody(op: Op, body: CborMap): ResponseBodies[Op] | null {
   switch (op) {
     case 'attest': {
       const document = body.get('document');
-      return hasExactKeys(body, ['document']) && bytesIn(document, 1, MAX_FRAME_BYTES) ? { document } : null;
+      const jwks = body.get('jwks');
+      if (!hasExactKeys(body, ['document', 'jwks'])) return null;
+      return bytesIn(document, 1, MAX_FRAME_BYTES) && bytesIn(jwks, 1, MAX_FRAME_BYTES) ? { document, jwks } : null;
     }
     case 'jwks': {
       const jwks = body.get('jwks');
@@ -180,8 +179,9 @@ function parseOkBody(op: Op, body: CborMap): ResponseBodies[Op] | null {
     case 'health': {
       const status = body.get('status');
       const version = body.get('version');
-      if (!hasExactKeys(body, ['status', 'version']) || status !== 'ok' || typeof version !== 'string') return null;
-      return { status, version };
+      const keyId = body.get('key_id');
+      if (!hasExactKeys(body, ['status', 'version', 'key_id']) || status !== 'ok' || typeof version !== 'string') return null;
+      return bytesIn(keyId, KEY_ID_BYTES, KEY_ID_BYTES) ? { status, version, key_id: keyId } : null;
     }
   }
 }

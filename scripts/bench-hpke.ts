@@ -13,6 +13,8 @@ import {
   sealResponse,
   type ResponseContext,
 } from '../protocol/hpke.js';
+import { encodePaddedCbor } from '../protocol/cbor.js';
+import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES } from '../protocol/limits.js';
 
 const count = Number(process.argv[2] ?? 1000);
 const ROUNDS = 5;
@@ -20,8 +22,9 @@ if (!Number.isSafeInteger(count) || count < 1) throw new TypeError('count must b
 const WARM_UP = Math.min(200, count);
 
 const bootKey = generateBootKey();
-const payload = new TextEncoder().encode(JSON.stringify({ srt: 'x'.repeat(600), drt: 'y'.repeat(400) }));
-const answer = new TextEncoder().encode(JSON.stringify({ dat: 'd'.repeat(500), drt: 'r'.repeat(600) }));
+// SPEC §4: plaintexts are padded to fixed sizes, so these sizes are what every request costs.
+const payload = encodePaddedCbor({ srt: 'x'.repeat(600), drt: 'y'.repeat(400) }, REQUEST_PLAINTEXT_BYTES);
+const answer = encodePaddedCbor({ dat: 'd'.repeat(500), drt: 'r'.repeat(600) }, RESPONSE_PLAINTEXT_BYTES);
 
 interface Bench {
   readonly label: string;

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT, importJWK, type JWK } from 'jose';
 import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
-import { Tagged, decodeCbor, encodeCbor } from '../protocol/cbor.js';
+import { Tagged, decodeCbor, decodePaddedCbor, encodeCbor, encodePaddedCbor } from '../protocol/cbor.js';
+import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES } from '../protocol/limits.js';
 import { openResponse, sealRequest } from '../protocol/hpke.js';
 import { makeRefreshSetup, runRefreshes } from './bench-support.js';
 
@@ -179,15 +180,15 @@ async function main(): Promise<void> {
       .setExpirationTime(NOW() + 3600)
       .sign(await importJWK(issuer.jwk, issuer.jwk.alg));
     const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-    const first = sealRequest(bootKey, 'assign', encodeCbor({ srt }));
+    const first = sealRequest(bootKey, 'assign', encodePaddedCbor({ srt }, REQUEST_PLAINTEXT_BYTES));
     const assigned = await post(agent, port, '/v1/dip/assign', Buffer.from(JSON.stringify({ ip: '203.0.113.9', request: encodeBase64url(first.encapsulatedRequest) })));
     const response = decodeBase64url((JSON.parse(assigned.body) as { response: string }).response)!;
-    const drt = (decodeCbor(openResponse(first.context, response)) as Map<string, string>).get('drt')!;
+    const drt = (decodePaddedCbor(openResponse(first.context, response), RESPONSE_PLAINTEXT_BYTES) as Map<string, string>).get('drt')!;
     const refreshes: Work[] = [];
     const mixed: Work[] = [];
     for (let i = 0; i < SEALED_POOL; i++) {
-      const refresh = { path: '/v1/dip/refresh', body: Buffer.from(JSON.stringify({ request: encodeBase64url(sealRequest(bootKey, 'refresh', encodeCbor({ srt, drt })).encapsulatedRequest) })) };
-      const assign = { path: '/v1/dip/assign', body: Buffer.from(JSON.stringify({ ip: `10.9.${i >> 8}.${i & 255}`, request: encodeBase64url(sealRequest(bootKey, 'assign', encodeCbor({ srt })).encapsulatedRequest) })) };
+      const refresh = { path: '/v1/dip/refresh', body: Buffer.from(JSON.stringify({ ip: '203.0.113.9', request: encodeBase64url(sealRequest(bootKey, 'refresh', encodePaddedCbor({ srt, drt }, REQUEST_PLAINTEXT_BYTES)).encapsulatedRequest) })) };
+      const assign = { path: '/v1/dip/assign', body: Buffer.from(JSON.stringify({ ip: `10.9.${i >> 8}.${i & 255}`, request: encodeBase64url(sealRequest(bootKey, 'assign', encodePaddedCbor({ srt }, REQUEST_PLAINTEXT_BYTES)).encapsulatedRequest) })) };
       refreshes.push(refresh);
       mixed.push(assign, refresh);
     }

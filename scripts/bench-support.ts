@@ -4,7 +4,8 @@
 
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { decodeCbor, encodeCbor } from '../protocol/cbor.js';
+import { decodePaddedCbor, encodePaddedCbor } from '../protocol/cbor.js';
+import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES } from '../protocol/limits.js';
 import { generateBootKey, openResponse, sealRequest } from '../protocol/hpke.js';
 import type { EnclaveRequest } from '../protocol/messages.js';
 import type { SrtTrust } from '../enclave/core/config.js';
@@ -48,14 +49,14 @@ export async function makeRefreshSetup(options: { poolSize: number; now: () => n
     .setIssuedAt(now() - 60)
     .setExpirationTime(now() + 3600)
     .sign(issuerKey.privateKey);
-  const assign = sealRequest(bootKey.publicKeySpki, 'assign', encodeCbor({ srt }));
+  const assign = sealRequest(bootKey.publicKeySpki, 'assign', encodePaddedCbor({ srt }, REQUEST_PLAINTEXT_BYTES));
   const assigned = await service.handle({ id: 0, op: 'assign', body: { ip: '203.0.113.9', request: assign.encapsulatedRequest } });
-  const tokens = decodeCbor(openResponse(assign.context, assigned['response'] as Uint8Array)) as Map<string, string>;
+  const tokens = decodePaddedCbor(openResponse(assign.context, assigned['response'] as Uint8Array), RESPONSE_PLAINTEXT_BYTES) as Map<string, string>;
   const drt = tokens.get('drt')!;
   const pool: EnclaveRequest[] = [];
   for (let i = 0; i < options.poolSize; i++) {
-    const { encapsulatedRequest } = sealRequest(bootKey.publicKeySpki, 'refresh', encodeCbor({ srt, drt }));
-    pool.push({ id: i + 1, op: 'refresh', body: { request: encapsulatedRequest } });
+    const { encapsulatedRequest } = sealRequest(bootKey.publicKeySpki, 'refresh', encodePaddedCbor({ srt, drt }, REQUEST_PLAINTEXT_BYTES));
+    pool.push({ id: i + 1, op: 'refresh', body: { ip: '203.0.113.9', request: encapsulatedRequest } });
   }
   return { service, pool };
 }

@@ -14,7 +14,7 @@ const IO_MODULES = new Set([
 ]);
 
 /** What the untrusted parent may use of protocol/: framing and messages, never the crypto. */
-const PARENT_PROTOCOL_ALLOWED = new Set(['frame', 'messages', 'errors', 'limits', 'base64url', 'cbor', 'ip']);
+const PARENT_PROTOCOL_ALLOWED = new Set(['frame', 'messages', 'errors', 'limits', 'base64url', 'cbor', 'ip', 'sealed-header']);
 
 /** Packages that open sealed data or tokens; the parent must not even load them. */
 const TOKEN_PACKAGES = [/^jose(\/|$)/, /^@noble\//];

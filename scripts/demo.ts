@@ -156,7 +156,7 @@ async function transcript({ url, dir }: LocalStack): Promise<void> {
   SAY(`  the parent saw only: ip ${first.ip}, reservedUntil ${iso(first.reservedUntil)}, ciphertext`);
   SAY(`  opened in the app: DAT ${short(first.dat)}  DRT ${short(first.drt)}`);
   SAY(`  DAT verified against the attested JWKS: ip ${first.datClaims.ip}, expires ${iso(first.datClaims.exp)}, no sub`);
-  SAY(`  DRT read (only the enclave can verify it): did ${first.drtClaims.did}, ip ${first.drtClaims.ip}, expires ${iso(first.drtClaims.exp)} = reservedUntil`);
+  SAY(`  DRT read (only the enclave can verify it): did ${first.drtClaims.did}, ip ${first.drtClaims.ip}, expires ${iso(first.drtClaims.exp)} , rounded up to the next 00:00 UTC = reservedUntil`);
 
   STEP(3, 'A VPN server checks the DAT');
   const jwks = createLocalJWKSet(JSON.parse(Buffer.from(enclave.jwks).toString('utf8')));
@@ -167,7 +167,7 @@ async function transcript({ url, dir }: LocalStack): Promise<void> {
 
   STEP(4, 'Refresh before the DAT expires');
   const second = await refresh({ url, trust, srt, drt: first.drt });
-  SAY(`  POST /v1/dip/refresh {"request": <ciphertext of SRT + DRT>} → same ip ${second.ip}, reservedUntil ${iso(second.reservedUntil)}`);
+  SAY(`  POST /v1/dip/refresh {"ip": <the DRT's IP>, "request": <ciphertext of SRT + DRT>} → same ip ${second.ip}, reservedUntil ${iso(second.reservedUntil)}`);
   SAY(`  new DAT ${short(second.dat)} (jti ${second.datClaims.jti.slice(0, 8)}…), new DRT ${short(second.drt)}`);
 
   STEP(5, 'Back up the DRT and restore it on a second device');

@@ -11,6 +11,7 @@ import { decodeBackupText, encodeBackupText, openBackup, sealBackup } from '../c
 import { ClientError } from '../client/errors.js';
 import { assign, attest, refresh, type Trust } from '../client/flows.js';
 import { DEV_PCRS } from '../client/manifest.js';
+import { reservedUntilOf } from '../protocol/limits.js';
 import { mintDevSrt, parseDevIssuer, type DevIssuer } from '../client/tokens.js';
 import { startLocalStack, type LocalStack } from '../scripts/demo.js';
 
@@ -48,7 +49,7 @@ describe('end to end through the parent and enclave processes', () => {
     assert.equal(first.ip, ip);
     assert.equal(first.drtClaims.sub, sub);
     assert.equal(first.drtClaims.did, 4);
-    assert.equal(first.reservedUntil, first.drtClaims.exp);
+    assert.equal(first.reservedUntil, reservedUntilOf(first.drtClaims.exp), 'reservedUntil is the DRT exp rounded up');
 
     // A VPN server checks the DAT with nothing but GET /v1/keys.
     const keys = createLocalJWKSet(JSON.parse(Buffer.from(enclave.jwks).toString('utf8')));

@@ -12,6 +12,8 @@ import { DEV_PCRS } from '../client/manifest.js';
 import { verifyDat } from '../client/tokens.js';
 import { decodeUserData } from '../protocol/attestation-document.js';
 import { ERROR_MESSAGES } from '../protocol/errors.js';
+import { keyIdOf } from '../protocol/hpke.js';
+import { reservedUntilOf } from '../protocol/limits.js';
 import { parseResponseBody, type EnclaveResponse, type Op, type ResponseBodies } from '../protocol/messages.js';
 import type { FrameClient } from './support/frame-client.js';
 import { jwtClaims, mintSrt, openTokens, sealAssign, sealRefresh, spawnEnclave, type SpawnedEnclave } from './support/enclave.js';
@@ -44,19 +46,24 @@ describe('enclave process in development mode', () => {
     await enclave?.stop();
   });
 
-  it('answers health with status ok and the package version', async () => {
-    assert.deepEqual(okBody('health', await client.request('health')), { status: 'ok', version: packageJson.version });
+  it('answers health with status ok, the package version and the key_id of the attested boot key', async () => {
+    assert.deepEqual(
+      okBody('health', await client.request('health')),
+      { status: 'ok', version: packageJson.version, key_id: keyIdOf(bootKey) },
+      'health names the boot key that attestation documents carry',
+    );
   });
 
   it('returns an attestation document that verifies against DIR/nsm-root.pem and binds the boot key and the JWKS', async () => {
     const nonce = randomBytes(16);
-    const { document } = okBody('attest', await client.request('attest', { nonce }));
+    const { document, jwks: attestedJwks } = okBody('attest', await client.request('attest', { nonce }));
     const verified = verifyAttestation(document, { root: enclave.rootPem(), nonce, expectedPcrs: DEV_PCRS });
     assert.ok(verified.moduleId.startsWith('dev-'), 'development documents are visibly development');
     assert.deepEqual(verified.publicKey, bootKey, 'one boot key per process');
     const { jwks } = okBody('jwks', await client.request('jwks'));
+    assert.deepEqual(attestedJwks, jwks, 'attest returns the JWKS the jwks op serves');
     const userData = decodeUserData(verified.userData!);
-    assert.deepEqual(userData.jwksSha256, new Uint8Array(createHash('sha256').update(jwks).digest()));
+    assert.deepEqual(userData.jwksSha256, new Uint8Array(createHash('sha256').update(attestedJwks).digest()), 'user_data binds the returned JWKS');
   });
 
   it('publishes a JWKS of one public ES256 DAT key', async () => {
@@ -83,11 +90,13 @@ describe('enclave process in development mode', () => {
     const drtClaims = jwtClaims(first.drt);
     assert.equal(drtClaims['sub'], sub);
     assert.deepEqual(drtClaims['xv.vpn.dip'], { did: 0 });
-    assert.equal(assigned.reservedUntil, drtClaims['exp'], 'reservedUntil is the DRT exp');
+    assert.equal(assigned.reservedUntil, reservedUntilOf(drtClaims['exp'] as number), 'reservedUntil is the DRT exp rounded up to 00:00 UTC');
 
-    // Refresh sends no IP in the clear: the enclave takes it from the DRT.
+    // Refresh names the IP in the clear (the DIP service checks its reservation); it must be the DRT's.
+    const wrongIp = sealRefresh(bootKey, srt, first.drt);
+    assert.equal(errorCode(await client.request('refresh', { ip: '198.51.100.24', request: wrongIp.request })), 'ip_mismatch', 'a DRT for another IP');
     const refreshSealed = sealRefresh(bootKey, srt, first.drt);
-    const refreshed = okBody('refresh', await client.request('refresh', { request: refreshSealed.request }));
+    const refreshed = okBody('refresh', await client.request('refresh', { ip, request: refreshSealed.request }));
     assert.equal(refreshed.ip, ip);
     const second = openTokens(refreshSealed.context, refreshed.response);
     assert.equal((await verifyDat(second.dat, jwks, { ip })).ip, ip);
@@ -98,7 +107,7 @@ describe('enclave process in development mode', () => {
   it('rejects a request sealed for assign and sent as refresh with decrypt_failed', async () => {
     const srt = await mintSrt(enclave.issuer(), { sub: 'sub-cross-op' });
     const sealed = sealAssign(bootKey, srt);
-    const response = await client.request('refresh', { request: sealed.request }, 4242);
+    const response = await client.request('refresh', { ip: '192.0.2.1', request: sealed.request }, 4242);
     assert.deepEqual(response, { id: 4242, ok: false, error: { code: 'decrypt_failed', message: ERROR_MESSAGES.decrypt_failed } });
   });
 

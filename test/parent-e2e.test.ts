@@ -9,6 +9,8 @@ import { connect } from 'node:net';
 import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
 import { Tagged, decodeCbor, isCborMap } from '../protocol/cbor.js';
 import { ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.js';
+import { keyIdOf } from '../protocol/hpke.js';
+import { reservedUntilOf } from '../protocol/limits.js';
 import { formatListenAddress } from '../enclave/io/address.js';
 import { errorBody, http, postJson, waitFor, type HttpReply } from '../parent/test/helpers.js';
 import { startParent, type Child } from '../parent/test/processes.js';
@@ -59,7 +61,7 @@ const isError = (reply: HttpReply, code: ErrorCode, status: number): void => {
 
 let shared: Stack | undefined;
 before(async () => {
-  shared = await startStack(['--body-limit', '4096']);
+  shared = await startStack(['--body-limit', '16384']);
 });
 after(() => stopStack(shared));
 
@@ -93,10 +95,10 @@ test('every route answers through the real enclave: attestation, keys, assign, r
   assert.deepEqual(Object.keys(assigned), ['ip', 'reservedUntil', 'response']);
   assert.equal(assigned.ip, '198.51.100.4');
   const tokens = openTokens(sealedAssign.context, decodeBase64url(assigned.response)!);
-  assert.equal(assigned.reservedUntil, jwtClaims(tokens.drt)['exp']);
+  assert.equal(assigned.reservedUntil, reservedUntilOf(jwtClaims(tokens.drt)['exp'] as number), 'reservedUntil is the DRT exp rounded up');
 
   const sealedRefresh = sealRefresh(bootKey, srt, tokens.drt);
-  const refresh = await postJson(port, '/v1/dip/refresh', { request: encodeBase64url(sealedRefresh.request) });
+  const refresh = await postJson(port, '/v1/dip/refresh', { ip: '198.51.100.4', request: encodeBase64url(sealedRefresh.request) });
   assert.equal(refresh.status, 200);
   const refreshed = refresh.json as { ip: string; response: string };
   assert.equal(refreshed.ip, '198.51.100.4');
@@ -105,6 +107,16 @@ test('every route answers through the real enclave: attestation, keys, assign, r
 
   assert.deepEqual((await http(port, '/healthz')).json, { status: 'ok' });
   assert.deepEqual((await http(port, '/readyz')).json, { status: 'ok' });
+  assert.deepEqual(
+    (await http(port, '/v1/enclaves')).json,
+    { enclaves: [{ key_id: encodeBase64url(keyIdOf(bootKey)), status: 'ok' }] },
+    'GET /v1/enclaves names the attested boot key',
+  );
+  assert.deepEqual(
+    decodeBase64url((attestation.json as { jwks: string }).jwks),
+    jwks.body.get('jwks'),
+    'the attestation answer carries the JWKS the jwks op serves',
+  );
   const metrics = await http(port, '/metrics');
   assert.match(metrics.text, /dip_parent_http_requests_total\{route="\/v1\/dip\/refresh",method="POST",status="200"\} 1/);
   assert.match(metrics.text, /dip_parent_enclave_connections\{state="ready"\} 4/);
@@ -120,7 +132,10 @@ test('the enclave\'s refusals come back with their SPEC status through the paren
 
   // The parent passes the ip through as text; the enclave refuses a non-canonical one.
   isError(await assignFor(sealAssign(bootKey, srt).request, '2001:DB8::1'), 'bad_request', 400);
-  isError(await assignFor(new Uint8Array(200).fill(1)), 'decrypt_failed', 403);
+  // SPEC §4: the parent refuses a request of another version or under 97 bytes; the enclave one for another key.
+  isError(await assignFor(new Uint8Array(200).fill(1)), 'bad_request', 400);
+  isError(await assignFor(new Uint8Array(96).fill(2)), 'bad_request', 400);
+  isError(await assignFor(new Uint8Array(200).fill(2)), 'key_unknown', 421);
   // A request sealed for refresh is refused by assign (SPEC §4).
   isError(await assignFor(sealRefresh(bootKey, srt, 'x.y.z').request), 'decrypt_failed', 403);
   isError(await assignFor(sealAssign(bootKey, await mintSrt(issuer, { sub: 's', did: null })).request), 'not_entitled', 403);
@@ -132,11 +147,13 @@ test('the enclave\'s refusals come back with their SPEC status through the paren
   const assigned = (await assignFor(first.request)).json as { response: string };
   const { drt } = openTokens(first.context, decodeBase64url(assigned.response)!);
   const other = await mintSrt(issuer, { sub: 'sub-e2e-someone-else' });
-  const refreshWith = async (s: string, d: string): Promise<HttpReply> =>
-    postJson(port, '/v1/dip/refresh', { request: encodeBase64url(sealRefresh(bootKey, s, d).request) });
+  const refreshWith = async (s: string, d: string, ip = '192.0.2.10'): Promise<HttpReply> =>
+    postJson(port, '/v1/dip/refresh', { ip, request: encodeBase64url(sealRefresh(bootKey, s, d).request) });
   isError(await refreshWith(other, drt), 'subject_mismatch', 403);
   isError(await refreshWith(await mintSrt(issuer, { sub: 'sub-e2e-errors', did: 1 }), drt), 'version_mismatch', 403);
   isError(await refreshWith(srt, 'not.a.drt'), 'drt_invalid', 403);
+  isError(await refreshWith(srt, drt, '192.0.2.11'), 'ip_mismatch', 403);
+  isError(await refreshWith(srt, drt, '\ud800'), 'bad_request', 400);
 });
 
 test('the parent\'s own refusals: bad nonce 400, unknown route 404, wrong method 405, body type 415, body over the cap 413', async () => {
@@ -148,7 +165,7 @@ test('the parent\'s own refusals: bad nonce 400, unknown route 404, wrong method
   isError(await http(port, '/v1/tokens'), 'not_found', 404);
   isError(await http(port, '/v1/dip/assign'), 'method_not_allowed', 405);
   isError(await http(port, '/v1/dip/refresh', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' }), 'unsupported_media_type', 415);
-  isError(await postJson(port, '/v1/dip/refresh', { request: 'A'.repeat(5000) }), 'payload_too_large', 413);
+  isError(await postJson(port, '/v1/dip/refresh', { ip: '192.0.2.1', request: 'A'.repeat(17_000) }), 'payload_too_large', 413);
 });
 
 test('1,000 concurrent assigns are each answered with their own response', async () => {
@@ -205,7 +222,7 @@ test('after a full assign and refresh, no subscription id, IP or token appears i
     assert.equal(assign.status, 200);
     const first = openTokens(sealedAssign.context, decodeBase64url((assign.json as { response: string }).response)!);
     const sealedRefresh = sealRefresh(bootKey, srt, first.drt);
-    const refresh = await postJson(port, '/v1/dip/refresh', { request: encodeBase64url(sealedRefresh.request) });
+    const refresh = await postJson(port, '/v1/dip/refresh', { ip, request: encodeBase64url(sealedRefresh.request) });
     assert.equal(refresh.status, 200);
     const second = openTokens(sealedRefresh.context, decodeBase64url((refresh.json as { response: string }).response)!);
     const metrics = (await http(port, '/metrics')).text;

@@ -67,7 +67,7 @@ describe('privacy of the enclave process output', () => {
     keep('DAT (IPv6)', v6Tokens.dat);
     keep('DRT (IPv6)', v6Tokens.drt);
     const refreshSealed = sealRefresh(bootKey, srt, drt);
-    const refreshed = await send('refresh', { request: refreshSealed.request });
+    const refreshed = await send('refresh', { ip: ipv4, request: refreshSealed.request });
     assert.ok(refreshed.ok);
     const refreshedTokens = openTokens(refreshSealed.context, parseResponseBody('refresh', refreshed.body)!.response);
     keep('refreshed DAT', refreshedTokens.dat);
@@ -83,12 +83,13 @@ describe('privacy of the enclave process output', () => {
     const tamperedDrt = keep('tampered DRT', `${drt.slice(0, -6)}AAAAAA`);
     const expectations: Array<[string, Promise<EnclaveResponse>]> = [
       ['srt_expired', send('assign', { ip: ipv4, request: sealAssign(bootKey, expiredSrt).request })],
-      ['subject_mismatch', send('refresh', { request: sealRefresh(bootKey, otherSrt, drt).request })],
-      ['version_mismatch', send('refresh', { request: sealRefresh(bootKey, resetSrt, drt).request })],
+      ['subject_mismatch', send('refresh', { ip: ipv4, request: sealRefresh(bootKey, otherSrt, drt).request })],
+      ['version_mismatch', send('refresh', { ip: ipv4, request: sealRefresh(bootKey, resetSrt, drt).request })],
+      ['ip_mismatch', send('refresh', { ip: ipv6, request: sealRefresh(bootKey, srt, drt).request })],
       ['not_entitled', send('assign', { ip: ipv6, request: sealAssign(bootKey, unentitled).request })],
       ['srt_invalid', send('assign', { ip: ipv4, request: sealAssign(bootKey, forged).request })],
-      ['drt_invalid', send('refresh', { request: sealRefresh(bootKey, srt, tamperedDrt).request })],
-      ['decrypt_failed', send('refresh', { request: sealAssign(bootKey, srt).request })],
+      ['drt_invalid', send('refresh', { ip: ipv4, request: sealRefresh(bootKey, srt, tamperedDrt).request })],
+      ['decrypt_failed', send('refresh', { ip: ipv4, request: sealAssign(bootKey, srt).request })],
       ['bad_request', send('assign', { ip: keep('non-canonical IP', `10.0.${randomInt(10, 99)}.0${randomInt(10, 99)}`), request: first.request })],
     ];
     for (const [code, pending] of expectations) {

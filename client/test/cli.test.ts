@@ -8,6 +8,7 @@ import { runDip } from '../../test/support/dip-cli.js';
 import { exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import { main, type CliIo } from '../cli.js';
 import { DEV_PCRS, pcrToHex } from '../manifest.js';
+import { reservedUntilOf } from '../../protocol/limits.js';
 import { IP, JWKS, SRT, URL_BASE, fakeParent, nsm, srtFor, type Tamper } from './fake-parent.js';
 
 const VECTOR = fileURLToPath(new URL('../../test/vectors/aws-attestation-2026-01-03.cbor', import.meta.url));
@@ -181,7 +182,7 @@ describe('dip attest, assign, refresh (against a fake parent)', () => {
     assert.equal(refreshed.code, 0, refreshed.stderr);
     const report = JSON.parse(refreshed.stdout);
     assert.equal(report.ip, IP);
-    assert.equal(report.reservedUntil, report.drtClaims.exp);
+    assert.equal(report.reservedUntil, reservedUntilOf(report.drtClaims.exp), 'reservedUntil is the DRT exp rounded up to 00:00 UTC');
     assert.equal(report.drtClaims.sub, undefined, 'the subscription id is not echoed');
     assert.notEqual(readFileSync(drtFile, 'utf8'), firstDrt);
     assert.equal(readFileSync(drtFile, 'utf8').trim(), report.drt);

@@ -6,7 +6,8 @@ import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair,
 import { createEmulatorNsm } from '../../enclave/nsm/emulator.js';
 import { encodeUserData } from '../../protocol/attestation-document.js';
 import { decodeBase64url, encodeBase64url } from '../../protocol/base64url.js';
-import { decodeCbor, encodeCbor, type CborMap } from '../../protocol/cbor.js';
+import { decodePaddedCbor, encodePaddedCbor, type CborMap } from '../../protocol/cbor.js';
+import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES, reservedUntilOf } from '../../protocol/limits.js';
 import { generateBootKey, openRequest, sealResponse, type SealedOp } from '../../protocol/hpke.js';
 import type { Trust } from '../flows.js';
 import { DEV_PCRS } from '../manifest.js';
@@ -65,16 +66,16 @@ export function fakeParent(tamper: Tamper = {}, seen: { nonces: string[]; paths:
         publicKey: tamper.noPublicKey ? null : bootKey.publicKeySpki,
         userData: tamper.noUserData ? null : encodeUserData(new Uint8Array(createHash('sha256').update(JWKS).digest())),
       });
-      return json(200, { document: encodeBase64url(document) });
+      return json(200, { document: encodeBase64url(document), jwks: encodeBase64url(tamper.servedJwks ?? JWKS) });
     }
-    if (url.pathname === '/v1/keys') return new Response(tamper.servedJwks ?? JWKS, { status: 200 });
+    if (url.pathname === '/v1/keys') return new Response(JWKS, { status: 200 });
     if (tamper.error) return json(tamper.error.status, { error: { code: tamper.error.code, message: 'x' } });
     const body = JSON.parse(String(init?.body)) as { ip?: string; request: string };
     const op: SealedOp = url.pathname === '/v1/dip/assign' ? 'assign' : 'refresh';
-    const { payload, context } = openRequest(bootKey, op, decodeBase64url(body.request)!);
-    const fields = decodeCbor(payload) as CborMap;
+    const { plaintext, context } = openRequest(bootKey, op, decodeBase64url(body.request)!);
+    const fields = decodePaddedCbor(plaintext, REQUEST_PLAINTEXT_BYTES) as CborMap;
     const srt = decodeJwt(fields.get('srt') as string);
-    const ip = op === 'assign' ? body.ip! : (decodeJwt(fields.get('drt') as string)['xv.vpn.dip.details'] as { ip: string }).ip;
+    const ip = body.ip!;
     const now = Math.floor(Date.now() / 1000);
     const dat = await new SignJWT({ jti: jti(), 'xv.vpn.dip.details': { ip: tamper.datIp ?? ip } })
       .setProtectedHeader({ alg: 'ES256', typ: 'dat+jwt', kid: datKey.jwk.kid! })
@@ -86,8 +87,8 @@ export function fakeParent(tamper: Tamper = {}, seen: { nonces: string[]; paths:
     const sealTo = tamper.wrongContext ? { ...context, secret: new Uint8Array(32) } : context;
     return json(200, {
       ip: tamper.clearIp ?? ip,
-      reservedUntil: now + 5_184_000 + (tamper.reservedUntilDelta ?? 0),
-      response: encodeBase64url(sealResponse(sealTo, encodeCbor({ dat, drt }))),
+      reservedUntil: reservedUntilOf(now + 5_184_000) + (tamper.reservedUntilDelta ?? 0),
+      response: encodeBase64url(sealResponse(sealTo, encodePaddedCbor({ dat, drt }, RESPONSE_PLAINTEXT_BYTES))),
     });
   };
 }

@@ -20,10 +20,10 @@ function isCode(code: string, fromServer = false) {
 const GOOD = JSON.stringify({ ip: '2001:db8::7', reservedUntil: 1_900_000_000, response: encodeBase64url(new Uint8Array([1, 2, 3])) });
 
 describe('parent HTTP client', () => {
-  it('sends the nonce as unpadded base64url and decodes the document', async () => {
+  it('sends the nonce as unpadded base64url and decodes the document and the JWKS beside it', async () => {
     const calls: Array<{ url: string; init?: RequestInit }> = [];
-    const parent = new ParentClient('http://p.test/base', { fetch: respond(200, JSON.stringify({ document: 'AAEC' }), calls) });
-    assert.deepEqual(await parent.attestation(new Uint8Array([0xfb, 0xff])), new Uint8Array([0, 1, 2]));
+    const parent = new ParentClient('http://p.test/base', { fetch: respond(200, JSON.stringify({ document: 'AAEC', jwks: 'e30' }), calls) });
+    assert.deepEqual(await parent.attestation(new Uint8Array([0xfb, 0xff])), { document: new Uint8Array([0, 1, 2]), jwks: new TextEncoder().encode('{}') }, 'document and jwks');
     assert.equal(calls[0]!.url, 'http://p.test/base/v1/attestation?nonce=-_8');
   });
 
@@ -37,18 +37,18 @@ describe('parent HTTP client', () => {
     const parent = new ParentClient('http://p.test/', { fetch: respond(200, GOOD, calls) });
     const answer = await parent.assign('2001:db8::7', new Uint8Array([9]));
     assert.deepEqual(answer, { ip: '2001:db8::7', reservedUntil: 1_900_000_000, response: new Uint8Array([1, 2, 3]) });
-    await parent.refresh(new Uint8Array([8]));
+    await parent.refresh('192.0.2.8', new Uint8Array([8]));
     assert.equal(calls[0]!.url, 'http://p.test/v1/dip/assign');
     assert.deepEqual(JSON.parse(String(calls[0]!.init!.body)), { ip: '2001:db8::7', request: 'CQ' });
     assert.equal(calls[1]!.url, 'http://p.test/v1/dip/refresh');
-    assert.deepEqual(JSON.parse(String(calls[1]!.init!.body)), { request: 'CA' });
+    assert.deepEqual(JSON.parse(String(calls[1]!.init!.body)), { ip: '192.0.2.8', request: 'CA' }, 'refresh carries the clear IP');
     assert.equal((calls[1]!.init!.headers as Record<string, string>)['content-type'], 'application/json');
   });
 
   it('an error body with a SPEC code becomes a ClientError with that code, from the server', async () => {
     for (const [status, code] of [[403, 'version_mismatch'], [429, 'rate_limited'], [503, 'enclave_unavailable']] as const) {
       const parent = new ParentClient('http://p.test', { fetch: respond(status, JSON.stringify({ error: { code, message: 'm' } })) });
-      await assert.rejects(parent.refresh(new Uint8Array([1])), isCode(code, true));
+      await assert.rejects(parent.refresh('192.0.2.1', new Uint8Array([1])), isCode(code, true));
     }
   });
 
@@ -68,6 +68,7 @@ describe('parent HTTP client', () => {
       await assert.rejects(new ParentClient('http://p.test', { fetch: respond(status, body) }).assign('1.2.3.4', new Uint8Array([1])), isCode('http_failed'), body);
     }
     await assert.rejects(new ParentClient('http://p.test', { fetch: respond(200, '{}') }).attestation(new Uint8Array(16)), isCode('http_failed'));
+    await assert.rejects(new ParentClient('http://p.test', { fetch: respond(200, JSON.stringify({ document: 'AAEC' })) }).attestation(new Uint8Array(16)), isCode('http_failed'), 'a document without its JWKS');
   });
 
   it('a network failure is http_failed and its message does not carry the URL', async () => {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { decodeBase64url } from '../../protocol/base64url.js';
+import { reservedUntilOf } from '../../protocol/limits.js';
 import { ClientError } from '../errors.js';
 import { assign, attest, refresh, type Trust } from '../flows.js';
 import { DEV_PCRS } from '../manifest.js';
@@ -25,7 +26,7 @@ describe('assign and refresh flows', () => {
     const fetch = fakeParent({}, seen);
     const result = await assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch });
     await assign({ url: `${URL_BASE}/`, srt: SRT, ip: IP, trust, fetch });
-    assert.deepEqual(seen.paths.slice(0, 3), ['/v1/attestation', '/v1/keys', '/v1/dip/assign']);
+    assert.deepEqual(seen.paths.slice(0, 2), ['/v1/attestation', '/v1/dip/assign'], 'the JWKS comes with the attestation, not from /v1/keys');
     assert.equal(seen.nonces.length, 2);
     assert.notEqual(seen.nonces[0], seen.nonces[1]);
     assert.equal(decodeBase64url(seen.nonces[0]!)!.length, 32);
@@ -33,7 +34,7 @@ describe('assign and refresh flows', () => {
     assert.equal(result.datClaims.ip, IP);
     assert.equal(result.drtClaims.sub, 'subscription-1');
     assert.equal(result.drtClaims.did, 2);
-    assert.equal(result.reservedUntil, result.drtClaims.exp);
+    assert.equal(result.reservedUntil, reservedUntilOf(result.drtClaims.exp), 'reservedUntil is the DRT exp rounded up to 00:00 UTC');
     assert.equal(decodeJwt(result.dat).sub, undefined);
   });
 
@@ -83,10 +84,11 @@ describe('assign and refresh flows', () => {
   });
 
   const checks: Array<[string, Tamper, string]> = [
-    ['a clear IP other than the requested one', { clearIp: '198.51.100.24' }, 'ip_mismatch'],
-    ['a DAT for another IP', { datIp: '198.51.100.24' }, 'ip_mismatch'],
-    ['a DRT for another IP', { drtIp: '198.51.100.24' }, 'ip_mismatch'],
-    ['a reservedUntil that is not the DRT exp', { reservedUntilDelta: 1 }, 'reservation_mismatch'],
+    ['a clear IP other than the requested one', { clearIp: '198.51.100.24' }, 'ip_unexpected'],
+    ['a DAT for another IP', { datIp: '198.51.100.24' }, 'ip_unexpected'],
+    ['a DRT for another IP', { drtIp: '198.51.100.24' }, 'ip_unexpected'],
+    ['a reservedUntil one second after the rounded DRT exp', { reservedUntilDelta: 1 }, 'reservation_mismatch'],
+    ['a reservedUntil one second before the rounded DRT exp', { reservedUntilDelta: -1 }, 'reservation_mismatch'],
     ['a DRT whose kid is a DAT key', { drtKid: datKey.jwk.kid! }, 'drt_unexpected'],
     ['a DRT for another subscription', { drtSub: 'subscription-2' }, 'drt_unexpected'],
     ['a response sealed under another context', { wrongContext: true }, 'response_invalid'],

@@ -46,8 +46,8 @@ describe('DAT verification', () => {
     assert.equal(claims.iss, 'dip-enclave');
   });
 
-  it('a DAT for another IP is ip_mismatch', async () => {
-    await assert.rejects(verifyDat(await mint(), jwks, { ip: '203.0.113.8' }), isCode('ip_mismatch'));
+  it('a DAT for another IP is ip_unexpected', async () => {
+    await assert.rejects(verifyDat(await mint(), jwks, { ip: '203.0.113.8' }), isCode('ip_unexpected'));
   });
 
   const bad: Array<[string, () => Promise<string>]> = [

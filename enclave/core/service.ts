@@ -4,11 +4,11 @@
 
 import { createHash } from 'node:crypto';
 import { encodeUserData } from '../../protocol/attestation-document.js';
-import { decodeCbor, encodeCbor, isCborMap } from '../../protocol/cbor.js';
+import { decodePaddedCbor, encodePaddedCbor, isCborMap } from '../../protocol/cbor.js';
 import { DipError } from '../../protocol/errors.js';
-import { openRequest, sealResponse, type BootKey, type ResponseContext, type SealedOp } from '../../protocol/hpke.js';
+import { keyIdOf, openRequest, sealResponse, type BootKey, type ResponseContext, type SealedOp } from '../../protocol/hpke.js';
 import { isCanonicalIp } from '../../protocol/ip.js';
-import { MAX_NONCE_BYTES, MIN_NONCE_BYTES } from '../../protocol/limits.js';
+import { MAX_NONCE_BYTES, MIN_NONCE_BYTES, REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES, reservedUntilOf } from '../../protocol/limits.js';
 import type { EnclaveRequest } from '../../protocol/messages.js';
 import type { Nsm } from '../nsm/nsm.js';
 import type { SrtTrust } from './config.js';
@@ -40,12 +40,15 @@ function unixNow(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-/** Opens a sealed request and reads its payload map, which must have exactly `keys`, all text. */
+/**
+ * Opens a sealed request and reads its payload map, which must have exactly `keys`, all text,
+ * padded to exactly REQUEST_PLAINTEXT_BYTES with zeros (SPEC §4).
+ */
 function openPayload(bootKey: BootKey, op: SealedOp, request: Uint8Array, keys: readonly string[]): { fields: string[]; context: ResponseContext } {
-  const { payload, context } = openRequest(bootKey, op, request);
+  const { plaintext, context } = openRequest(bootKey, op, request);
   let map;
   try {
-    map = decodeCbor(payload);
+    map = decodePaddedCbor(plaintext, REQUEST_PLAINTEXT_BYTES);
   } catch {
     throw new DipError('bad_request');
   }
@@ -67,6 +70,7 @@ export async function createEnclaveService(options: EnclaveServiceOptions): Prom
   const drtKey = custody.drtKey();
   if (datKey.kid === drtKey.kid) throw new TypeError('the DAT key and the DRT key must differ');
   const verifySrt = createSrtVerifier(srtTrust);
+  const keyId = keyIdOf(bootKey.publicKeySpki);
 
   // SPEC §3: computed once, so the jwks op and every attestation document agree byte for byte.
   const jwksBytes = utf8.encode(JSON.stringify({ keys: [datKey.publicJwk] }));
@@ -76,8 +80,10 @@ export async function createEnclaveService(options: EnclaveServiceOptions): Prom
   function answer(context: ResponseContext, srt: SrtClaims, ip: string, issuedAt: number): Record<string, unknown> {
     const dat = issueDat(datKey, datIssuer, ip, issuedAt);
     const drt = issueDrt(drtKey, datIssuer, { sub: srt.sub, did: srt.did, ip }, issuedAt);
-    const response = sealResponse(context, encodeCbor({ dat: dat.token, drt: drt.token }));
-    return { ip, reservedUntil: drt.exp, response };
+    // SPEC §4: padded, so the response's length says nothing about the subscription id.
+    const response = sealResponse(context, encodePaddedCbor({ dat: dat.token, drt: drt.token }, RESPONSE_PLAINTEXT_BYTES));
+    // SPEC §4: the untrusted side keeps no time finer than a day.
+    return { ip, reservedUntil: reservedUntilOf(drt.exp), response };
   }
 
   async function assign(ip: string, request: Uint8Array): Promise<Record<string, unknown>> {
@@ -88,7 +94,8 @@ export async function createEnclaveService(options: EnclaveServiceOptions): Prom
     return answer(context, srt, ip, issuedAt);
   }
 
-  async function refresh(request: Uint8Array): Promise<Record<string, unknown>> {
+  async function refresh(ip: string, request: Uint8Array): Promise<Record<string, unknown>> {
+    if (!isCanonicalIp(ip)) throw new DipError('bad_request');
     const { fields, context } = openPayload(bootKey, 'refresh', request, ['srt', 'drt']);
     const issuedAt = now();
     const srt = await verifySrt(fields[0]!, issuedAt);
@@ -96,7 +103,9 @@ export async function createEnclaveService(options: EnclaveServiceOptions): Prom
     if (drt.sub !== srt.sub) throw new DipError('subject_mismatch');
     // SPEC §5: a support reset raises the version, so every older DRT stops refreshing.
     if (drt.did !== srt.did) throw new DipError('version_mismatch');
-    return answer(context, srt, drt.ip, issuedAt);
+    // SPEC §5: the DIP service checked its reservation for the clear IP; the DRT must be for that IP.
+    if (drt.ip !== ip) throw new DipError('ip_mismatch');
+    return answer(context, srt, ip, issuedAt);
   }
 
   async function handle(request: EnclaveRequest): Promise<Record<string, unknown>> {
@@ -104,19 +113,19 @@ export async function createEnclaveService(options: EnclaveServiceOptions): Prom
       case 'assign':
         return assign(request.body.ip, request.body.request);
       case 'refresh':
-        return refresh(request.body.request);
+        return refresh(request.body.ip, request.body.request);
       case 'attest': {
         const { nonce } = request.body;
         if (!(nonce instanceof Uint8Array) || nonce.length < MIN_NONCE_BYTES || nonce.length > MAX_NONCE_BYTES) {
           throw new DipError('bad_request');
         }
         const document = await nsm.attestation({ userData, nonce, publicKey: bootKey.publicKeySpki });
-        return { document };
+        return { document, jwks: jwksBytes.slice() };
       }
       case 'jwks':
         return { jwks: jwksBytes.slice() };
       case 'health':
-        return { status: 'ok', version };
+        return { status: 'ok', version, key_id: keyId.slice() };
       default:
         throw new DipError('unknown_op');
     }

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { decodeAttestationPayload, decodeUserData } from '../../protocol/attestation-document.js';
-import { decodeCbor, encodeCbor, isCborMap } from '../../protocol/cbor.js';
+import { decodePaddedCbor, encodeCbor, encodePaddedCbor, isCborMap } from '../../protocol/cbor.js';
 import { decodeCoseSign1 } from '../../protocol/cose.js';
 import { DipError, type ErrorCode } from '../../protocol/errors.js';
-import { generateBootKey, openResponse, sealRequest, type BootKey, type ResponseContext, type SealedOp } from '../../protocol/hpke.js';
+import { generateBootKey, keyIdOf, openResponse, sealRequest, type BootKey, type ResponseContext, type SealedOp } from '../../protocol/hpke.js';
+import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES, reservedUntilOf } from '../../protocol/limits.js';
 import type { EnclaveRequest } from '../../protocol/messages.js';
 import { createEmulatorNsm } from '../nsm/emulator.js';
 import type { AttestationRequest, Nsm } from '../nsm/nsm.js';
@@ -57,8 +58,13 @@ async function setup(): Promise<Setup> {
 
 let nextId = 1;
 
+/** Seals `payload` as the app does: CBOR padded to exactly REQUEST_PLAINTEXT_BYTES (SPEC §4). */
 function seal(s: Setup, op: SealedOp, payload: unknown): { request: Uint8Array; context: ResponseContext } {
-  const { encapsulatedRequest, context } = sealRequest(s.bootKey.publicKeySpki, op, encodeCbor(payload));
+  return sealPlaintext(s, op, encodePaddedCbor(payload, REQUEST_PLAINTEXT_BYTES));
+}
+
+function sealPlaintext(s: Setup, op: SealedOp, plaintext: Uint8Array): { request: Uint8Array; context: ResponseContext } {
+  const { encapsulatedRequest, context } = sealRequest(s.bootKey.publicKeySpki, op, plaintext);
   return { request: encapsulatedRequest, context };
 }
 
@@ -66,14 +72,16 @@ function assignRequest(request: Uint8Array, ip = IP): EnclaveRequest {
   return { id: nextId++, op: 'assign', body: { ip, request } };
 }
 
-function refreshRequest(request: Uint8Array): EnclaveRequest {
-  return { id: nextId++, op: 'refresh', body: { request } };
+function refreshRequest(request: Uint8Array, ip = IP): EnclaveRequest {
+  return { id: nextId++, op: 'refresh', body: { ip, request } };
 }
 
 /** Opens the sealed response as the app does and returns its tokens. */
 function openTokens(context: ResponseContext, body: Record<string, unknown>): { dat: string; drt: string } {
-  const map = decodeCbor(openResponse(context, body.response as Uint8Array));
-  assert.ok(isCborMap(map));
+  const plaintext = openResponse(context, body.response as Uint8Array);
+  assert.equal(plaintext.length, RESPONSE_PLAINTEXT_BYTES, 'the response plaintext is padded to 4096 bytes');
+  const map = decodePaddedCbor(plaintext, RESPONSE_PLAINTEXT_BYTES);
+  assert.ok(isCborMap(map), 'the response is a CBOR map');
   assert.deepEqual([...map.keys()], ['dat', 'drt']);
   return { dat: map.get('dat') as string, drt: map.get('drt') as string };
 }
@@ -99,11 +107,13 @@ async function rejects(s: Setup, request: EnclaveRequest, code: ErrorCode): Prom
 const s = await setup();
 
 describe('assign', () => {
-  it('returns the IP, reservedUntil = the DRT exp, and a sealed {dat, drt}', async () => {
+  it('returns the IP, reservedUntil = the DRT exp rounded up to 00:00 UTC, and a sealed {dat, drt}', async () => {
     const { dat, drt, body } = await assignFor(s);
     assert.deepEqual(Object.keys(body), ['ip', 'reservedUntil', 'response']);
     assert.equal(body.ip, IP);
-    assert.equal(body.reservedUntil, NOW + 5_184_000);
+    // NOW is 08:00:00 UTC and a DRT lives 60 whole days, so its exp is rounded up by 16 h.
+    assert.equal(body.reservedUntil, NOW + 5_184_000 + 57_600, 'reservedUntil is the next 00:00 UTC after exp');
+    assert.equal((body.reservedUntil as number) % 86_400, 0, 'reservedUntil is a midnight');
     assert.deepEqual(await verifyDat(JSON.parse(Buffer.from(s.service.jwksBytes).toString()), DAT_ISSUER, dat, NOW), { ip: IP, exp: NOW + 259_200 });
     assert.deepEqual(verifyDrt(s.custody.drtKey(), DAT_ISSUER, drt, NOW), { sub: SUB, did: DID, ip: IP, exp: NOW + 5_184_000 });
     assert.equal(decodeToken(dat).header.kid, s.custody.datKey().kid);
@@ -123,17 +133,37 @@ describe('assign', () => {
   });
 
   it('refuses a payload that is not CBOR (bad_request)', async () => {
-    for (const bytes of [Uint8Array.of(0xa1), Uint8Array.of(0xa1, 0x63, 0x73, 0x72, 0x74, 0x60, 0x00), Uint8Array.of(0xff)]) {
-      const { encapsulatedRequest } = sealRequest(s.bootKey.publicKeySpki, 'assign', bytes);
-      await rejects(s, assignRequest(encapsulatedRequest), 'bad_request');
+    for (const bytes of [Uint8Array.of(0xa1), Uint8Array.of(0x9f), Uint8Array.of(0xff)]) {
+      const padded = new Uint8Array(REQUEST_PLAINTEXT_BYTES);
+      padded.set(bytes);
+      await rejects(s, assignRequest(sealPlaintext(s, 'assign', padded).request), 'bad_request');
     }
   });
 
-  it('refuses garbage and a request sealed to another boot key (decrypt_failed)', async () => {
-    await rejects(s, assignRequest(Uint8Array.of(1, 2, 3)), 'decrypt_failed');
+  it('refuses a plaintext that is not padded to exactly 8192 bytes with zeros (bad_request)', async () => {
+    const item = encodeCbor({ srt: await mintSrt(s.issuer) });
+    const padded = (size: number, fill = 0): Uint8Array => {
+      const out = new Uint8Array(size).fill(fill);
+      out.set(item);
+      return out;
+    };
+    await s.service.handle(assignRequest(sealPlaintext(s, 'assign', padded(REQUEST_PLAINTEXT_BYTES)).request));
+    for (const plaintext of [item, padded(REQUEST_PLAINTEXT_BYTES - 1), padded(REQUEST_PLAINTEXT_BYTES + 1)]) {
+      await rejects(s, assignRequest(sealPlaintext(s, 'assign', plaintext).request), 'bad_request');
+    }
+    const lastByteSet = padded(REQUEST_PLAINTEXT_BYTES);
+    lastByteSet[REQUEST_PLAINTEXT_BYTES - 1] = 1;
+    await rejects(s, assignRequest(sealPlaintext(s, 'assign', lastByteSet).request), 'bad_request');
+    const firstPadByteSet = padded(REQUEST_PLAINTEXT_BYTES);
+    firstPadByteSet[item.length] = 0x80;
+    await rejects(s, assignRequest(sealPlaintext(s, 'assign', firstPadByteSet).request), 'bad_request');
+  });
+
+  it('refuses garbage (bad_request) and a request sealed to another boot key (key_unknown)', async () => {
+    await rejects(s, assignRequest(Uint8Array.of(1, 2, 3)), 'bad_request');
     const other = generateBootKey();
-    const { encapsulatedRequest } = sealRequest(other.publicKeySpki, 'assign', encodeCbor({ srt: await mintSrt(s.issuer) }));
-    await rejects(s, assignRequest(encapsulatedRequest), 'decrypt_failed');
+    const { request } = sealPlaintext({ ...s, bootKey: other }, 'assign', encodePaddedCbor({ srt: await mintSrt(s.issuer) }, REQUEST_PLAINTEXT_BYTES));
+    await rejects(s, assignRequest(request), 'key_unknown');
   });
 
   it('refuses an IP that is not canonical (bad_request)', async () => {
@@ -167,7 +197,7 @@ describe('refresh', () => {
       const { request, context } = seal(s, 'refresh', { srt: await mintSrt(s.issuer, { iat: s.clock.now - 10, exp: s.clock.now + 3600 }), drt: first.drt });
       const body = await s.service.handle(refreshRequest(request));
       assert.equal(body.ip, IP);
-      assert.equal(body.reservedUntil, NOW + 86_400 + 5_184_000);
+      assert.equal(body.reservedUntil, reservedUntilOf(NOW + 86_400 + 5_184_000), 'reservedUntil is the new DRT exp rounded up');
       const { dat, drt } = openTokens(context, body);
       assert.notEqual(drt, first.drt);
       assert.deepEqual(verifyDrt(s.custody.drtKey(), DAT_ISSUER, drt, s.clock.now), { sub: SUB, did: DID, ip: IP, exp: NOW + 86_400 + 5_184_000 });
@@ -180,6 +210,15 @@ describe('refresh', () => {
   it("rejects a DRT whose did differs from the SRT's (version_mismatch)", async () => {
     const { drt } = await assignFor(s);
     await rejects(s, await refreshWith({ entitlements: { 'xv.vpn.dip': { did: DID + 1 } } }, drt), 'version_mismatch');
+  });
+
+  it('rejects a DRT for another IP than the clear one (ip_mismatch), after the sub and did checks', async () => {
+    const { drt } = await assignFor(s);
+    const { request } = seal(s, 'refresh', { srt: await mintSrt(s.issuer), drt });
+    await rejects(s, refreshRequest(request, '198.51.100.24'), 'ip_mismatch');
+    const other = seal(s, 'refresh', { srt: await mintSrt(s.issuer, { entitlements: { 'xv.vpn.dip': { did: DID + 1 } } }), drt });
+    await rejects(s, refreshRequest(other.request, '198.51.100.24'), 'version_mismatch');
+    await rejects(s, refreshRequest(seal(s, 'refresh', { srt: await mintSrt(s.issuer), drt }).request, '2001:db8::0:1'), 'bad_request');
   });
 
   it("rejects a DRT whose sub differs from the SRT's (subject_mismatch)", async () => {
@@ -227,6 +266,25 @@ describe('refresh', () => {
   });
 });
 
+describe('length hiding (SPEC §4)', () => {
+  it('subscription ids of 1 and 256 characters give sealed requests and responses of equal length', async () => {
+    const requestLengths = new Set<number>();
+    const responseLengths = new Set<number>();
+    for (const sub of ['a', 'x'.repeat(256), '\u{1F600}'.repeat(256)]) {
+      const srt = await mintSrt(s.issuer, { sub });
+      const assign = seal(s, 'assign', { srt });
+      const assigned = await s.service.handle(assignRequest(assign.request));
+      const { drt } = openTokens(assign.context, assigned);
+      const refresh = seal(s, 'refresh', { srt, drt });
+      const refreshed = await s.service.handle(refreshRequest(refresh.request));
+      for (const request of [assign.request, refresh.request]) requestLengths.add(request.length);
+      for (const body of [assigned, refreshed]) responseLengths.add((body.response as Uint8Array).length);
+    }
+    assert.deepEqual([...requestLengths], [16 + 65 + REQUEST_PLAINTEXT_BYTES + 16], 'one sealed request length');
+    assert.deepEqual([...responseLengths], [32 + RESPONSE_PLAINTEXT_BYTES + 16], 'one sealed response length');
+  });
+});
+
 describe('jwks and attest', () => {
   it('publishes the DAT public key only, as UTF-8 JSON {"keys": [...]}', async () => {
     const body = await s.service.handle({ id: 1, op: 'jwks', body: {} });
@@ -253,7 +311,7 @@ describe('jwks and attest', () => {
     const fresh = await setup();
     const nonce = new Uint8Array(32).fill(7);
     const body = await fresh.service.handle({ id: 3, op: 'attest', body: { nonce } });
-    assert.deepEqual(body, { document: Uint8Array.of(0xd2, 0x84) });
+    assert.deepEqual(body, { document: Uint8Array.of(0xd2, 0x84), jwks: fresh.service.jwksBytes }, 'attest returns the document and the JWKS it binds');
     assert.equal(fresh.nsm.requests.length, 1);
     const sent = fresh.nsm.requests[0]!;
     assert.deepEqual(sent.nonce, nonce);
@@ -291,8 +349,12 @@ describe('jwks and attest', () => {
 });
 
 describe('health and misuse', () => {
-  it('answers health with status ok and the version', async () => {
-    assert.deepEqual(await s.service.handle({ id: 1, op: 'health', body: {} }), { status: 'ok', version: '1.2.3-test' });
+  it('answers health with status ok, the version and the boot key id', async () => {
+    assert.deepEqual(
+      await s.service.handle({ id: 1, op: 'health', body: {} }),
+      { status: 'ok', version: '1.2.3-test', key_id: keyIdOf(s.bootKey.publicKeySpki) },
+      'health names the boot key by its key_id',
+    );
   });
 
   it('dates tokens by the system clock when no clock is given', async () => {
@@ -308,10 +370,11 @@ describe('health and misuse', () => {
     });
     const before = Math.floor(Date.now() / 1000);
     const srt = await mintSrt(issuer, { iat: before - 10, exp: before + 3600 });
-    const { encapsulatedRequest } = sealRequest(bootKey.publicKeySpki, 'assign', encodeCbor({ srt }));
+    const { encapsulatedRequest } = sealRequest(bootKey.publicKeySpki, 'assign', encodePaddedCbor({ srt }, REQUEST_PLAINTEXT_BYTES));
     const body = await service.handle(assignRequest(encapsulatedRequest));
     const later = Math.floor(Date.now() / 1000);
-    assert.ok((body.reservedUntil as number) >= before + 5_184_000 && (body.reservedUntil as number) <= later + 5_184_000);
+    const reservedUntil = body.reservedUntil as number;
+    assert.ok(reservedUntil >= reservedUntilOf(before + 5_184_000) && reservedUntil <= reservedUntilOf(later + 5_184_000), 'reservedUntil follows the system clock');
   });
 
   it('answers unknown_op for an op outside the set', async () => {

@@ -17,19 +17,21 @@ export type FakeHandler = (request: EnclaveRequest) => FakeAnswer | Promise<Fake
 
 export const FAKE_JWKS = Buffer.from('{"keys":[{"kty":"EC","crv":"P-256","x":"fake","y":"fake","kid":"k1"}]}');
 
-/** Answers like an enclave would, from the request alone (assign echoes the ip it was given). */
+export const FAKE_KEY_ID = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+
+/** Answers like an enclave would, from the request alone (assign and refresh echo the ip they were given). */
 export const defaultHandler: FakeHandler = (request) => {
   switch (request.op) {
     case 'attest':
-      return { body: { document: new Uint8Array([0xd2, ...request.body.nonce]) } };
+      return { body: { document: new Uint8Array([0xd2, ...request.body.nonce]), jwks: new Uint8Array(FAKE_JWKS) } };
     case 'jwks':
       return { body: { jwks: new Uint8Array(FAKE_JWKS) } };
     case 'assign':
       return { body: { ip: request.body.ip, reservedUntil: 1_900_000_000, response: new Uint8Array(request.body.request).reverse() } };
     case 'refresh':
-      return { body: { ip: '192.0.2.7', reservedUntil: 1_900_000_001, response: new Uint8Array(request.body.request).reverse() } };
+      return { body: { ip: request.body.ip, reservedUntil: 1_900_000_001, response: new Uint8Array(request.body.request).reverse() } };
     case 'health':
-      return { body: { status: 'ok', version: 'fake-1' } };
+      return { body: { status: 'ok', version: 'fake-1', key_id: new Uint8Array(FAKE_KEY_ID) } };
   }
 };
 

@@ -68,8 +68,8 @@ test('pipelined requests answered out of order are each matched to their own res
 test('a response whose id has no pending request is dropped and counted', async (t) => {
   const { enclave, pool, seen } = await setup(t, { size: 1 });
   enclave.handler = (request) => {
-    const stray = encodeFrame({ v: 1, id: request.id + 1000, ok: true, body: { status: 'ok', version: 'x' } });
-    const real = encodeFrame({ v: 1, id: request.id, ok: true, body: { status: 'ok', version: 'real' } });
+    const stray = encodeFrame({ v: 1, id: request.id + 1000, ok: true, body: { status: 'ok', version: 'x', key_id: new Uint8Array(8) } });
+    const real = encodeFrame({ v: 1, id: request.id, ok: true, body: { status: 'ok', version: 'real', key_id: new Uint8Array(8) } });
     return { raw: new Uint8Array([...stray, ...real]) };
   };
   const health = await pool.call('health', {});
@@ -115,13 +115,13 @@ test('a queued request goes out when a slot frees', async (t) => {
 test('enclave error codes pass through; an unknown code or a body that does not fit the op is internal', async (t) => {
   const { enclave, pool } = await setup(t, { size: 1 });
   enclave.handler = () => ({ error: 'subject_mismatch' });
-  await rejectsWith(pool.call('refresh', { request: new Uint8Array([1]) }), 'subject_mismatch');
+  await rejectsWith(pool.call('refresh', { ip: '192.0.2.1', request: new Uint8Array([1]) }), 'subject_mismatch');
   enclave.handler = (request) => ({ raw: encodeFrame({ v: 1, id: request.id, ok: false, error: { code: 'made_up', message: 'm' } }) });
   await rejectsWith(pool.call('health', {}), 'internal');
   enclave.handler = () => ({ body: { status: 'ok' } });
   await rejectsWith(pool.call('health', {}), 'internal');
   enclave.handler = () => ({ body: { ip: 'not an ip', reservedUntil: 1, response: new Uint8Array([1]) } });
-  await rejectsWith(pool.call('refresh', { request: new Uint8Array([1]) }), 'internal');
+  await rejectsWith(pool.call('refresh', { ip: '192.0.2.1', request: new Uint8Array([1]) }), 'internal');
 });
 
 test('the enclave validates requests: a non-canonical ip comes back as bad_request', async (t) => {

@@ -5,12 +5,13 @@ import { connect } from 'node:net';
 import { encodeBase64url } from '../../protocol/base64url.js';
 import { encodeFrame } from '../../protocol/frame.js';
 import { RateLimiter } from '../ratelimit.js';
-import { FAKE_JWKS, defaultHandler } from './fake-enclave.js';
+import { FAKE_JWKS, FAKE_KEY_ID, defaultHandler } from './fake-enclave.js';
 import { startHarness } from './harness.js';
 import { errorBody, http, postJson, waitFor } from './helpers.js';
 
 const nonce = encodeBase64url(new Uint8Array(32).fill(7));
-const sealed = new Uint8Array([1, 2, 3, 4, 5, 250]);
+// The shortest request the parent forwards (SPEC §4): version 0x02, then key_id, suite, op, enc and tag.
+const sealed = new Uint8Array(97).map((_, i) => (i === 0 ? 0x02 : (i * 7) & 0xff));
 
 /** Writes raw bytes on a fresh connection and returns everything the server sends until it closes. */
 function raw(port: number, text: string | Buffer, endAfterMs = 0): Promise<string> {
@@ -30,7 +31,11 @@ test('GET /v1/attestation passes the nonce to attest and returns the document as
   const reply = await http(h.port, `/v1/attestation?nonce=${nonce}`);
   assert.equal(reply.status, 200);
   assert.equal(reply.headers['content-type'], 'application/json');
-  assert.deepEqual(reply.json, { document: encodeBase64url(new Uint8Array([0xd2, ...new Uint8Array(32).fill(7)])) });
+  assert.deepEqual(
+    reply.json,
+    { document: encodeBase64url(new Uint8Array([0xd2, ...new Uint8Array(32).fill(7)])), jwks: encodeBase64url(FAKE_JWKS) },
+    'the document and the JWKS it binds',
+  );
 });
 
 test('GET /v1/attestation refuses a missing, short, long, padded or non-base64url nonce and any other parameter', async (t) => {
@@ -87,7 +92,7 @@ test('POST /v1/dip/refresh maps JSON/base64url to the refresh op and back, chars
   const reply = await http(h.port, '/v1/dip/refresh', {
     method: 'POST',
     headers: { 'content-type': 'Application/JSON; charset="UTF-8"' },
-    body: JSON.stringify({ request: encodeBase64url(sealed) }),
+    body: JSON.stringify({ ip: '192.0.2.7', request: encodeBase64url(sealed) }),
   });
   assert.equal(reply.status, 200);
   assert.deepEqual(reply.json, { ip: '192.0.2.7', reservedUntil: 1_900_000_001, response: encodeBase64url(new Uint8Array(sealed).reverse()) });
@@ -111,14 +116,22 @@ test('POST bodies that are not exactly the SPEC JSON are 400 bad_request and nev
     { ip: '192.0.2.1', request: 'a+b/' },
     { ip: '192.0.2.1', request: '' },
     { ip: '192.0.2.1', request: 'A' },
+    // SPEC §2: the clear IP is canonical; a lone surrogate must never be framed (invalid UTF-8).
+    { ip: '\ud800', request: r },
+    { ip: '192.0.2.01', request: r },
+    { ip: '2001:DB8::1', request: r },
+    { ip: ' 192.0.2.1', request: r },
+    // SPEC §4: version 0x02 and at least 16 + 65 + 16 bytes, checked before anything is routed.
+    { ip: '192.0.2.1', request: encodeBase64url(sealed.subarray(0, 96)) },
+    { ip: '192.0.2.1', request: encodeBase64url(sealed.map((b, i) => (i === 0 ? 0x01 : b))) },
+    { ip: '192.0.2.1', request: encodeBase64url(sealed.map((b, i) => (i === 0 ? 0x03 : b))) },
   ];
-  for (const body of assignBodies) {
-    const reply = await postJson(h.port, '/v1/dip/assign', body);
-    assert.equal(reply.status, 400, JSON.stringify(body));
-    assert.deepEqual(reply.json, errorBody('bad_request'));
-  }
-  for (const body of [{ request: r, ip: '192.0.2.1' }, {}, { request: '' }]) {
-    assert.equal((await postJson(h.port, '/v1/dip/refresh', body)).status, 400);
+  for (const route of ['/v1/dip/assign', '/v1/dip/refresh']) {
+    for (const body of assignBodies) {
+      const reply = await postJson(h.port, route, body);
+      assert.equal(reply.status, 400, `${route} ${JSON.stringify(body)}`);
+      assert.deepEqual(reply.json, errorBody('bad_request'), `${route} answers bad_request`);
+    }
   }
   const invalidUtf8 = await http(h.port, '/v1/dip/refresh', {
     method: 'POST',
@@ -131,7 +144,7 @@ test('POST bodies that are not exactly the SPEC JSON are 400 bad_request and nev
 
 test('POST without an application/json body type is 415 unsupported_media_type', async (t) => {
   const h = await startHarness(t);
-  const body = JSON.stringify({ request: encodeBase64url(sealed) });
+  const body = JSON.stringify({ ip: '192.0.2.7', request: encodeBase64url(sealed) });
   for (const type of [undefined, 'text/plain', 'application/jsonx', 'application/json; charset=latin1', 'multipart/form-data']) {
     const headers: Record<string, string> = type === undefined ? {} : { 'content-type': type };
     const reply = await http(h.port, '/v1/dip/refresh', { method: 'POST', headers, body });
@@ -199,14 +212,28 @@ test('enclave error codes come back with their SPEC status; an unknown code is 5
   ];
   for (const [code, status] of expected) {
     h.enclave.handler = () => ({ error: code as 'internal' });
-    const reply = await postJson(h.port, '/v1/dip/refresh', { request: encodeBase64url(sealed) });
+    const reply = await postJson(h.port, '/v1/dip/refresh', { ip: '192.0.2.7', request: encodeBase64url(sealed) });
     assert.equal(reply.status, status, code);
     assert.deepEqual(reply.json, errorBody(code as 'internal'));
   }
   h.enclave.handler = (request) => ({ raw: encodeFrame({ v: 1, id: request.id, ok: false, error: { code: 'brand_new', message: 'secret 10.0.0.1' } }) });
-  const unknown = await postJson(h.port, '/v1/dip/refresh', { request: encodeBase64url(sealed) });
+  const unknown = await postJson(h.port, '/v1/dip/refresh', { ip: '192.0.2.7', request: encodeBase64url(sealed) });
   assert.equal(unknown.status, 500);
   assert.deepEqual(unknown.json, errorBody('internal'));
+});
+
+test('GET /v1/enclaves lists the enclave this parent reaches by key_id and status, and none while it is gone', async (t) => {
+  const h = await startHarness(t);
+  const reply = await http(h.port, '/v1/enclaves');
+  assert.equal(reply.status, 200, 'GET /v1/enclaves answers');
+  assert.deepEqual(reply.json, { enclaves: [{ key_id: encodeBase64url(FAKE_KEY_ID), status: 'ok' }] }, 'one enclave, named by its boot key');
+  h.enclave.handler = (request) => (request.op === 'health' ? { error: 'internal' } : defaultHandler(request));
+  assert.equal((await http(h.port, '/v1/enclaves')).status, 500, 'an enclave that fails health is an error, not an empty list');
+  h.enclave.handler = defaultHandler;
+  await h.enclave.stop();
+  await waitFor(() => h.pool.state.ready === 0, 10_000, 'pool down');
+  assert.deepEqual((await http(h.port, '/v1/enclaves')).json, { enclaves: [] }, 'no enclave reached, none listed');
+  assert.equal((await http(h.port, '/v1/enclaves', { method: 'POST' })).status, 405, 'GET only');
 });
 
 test('/healthz is 200 while /readyz follows the enclave health op', async (t) => {
@@ -231,7 +258,7 @@ test('/healthz is 200 while /readyz follows the enclave health op', async (t) =>
 test('a stalled enclave is answered 504 enclave_timeout and counted', async (t) => {
   const h = await startHarness(t, { pool: { timeoutMs: 200 } });
   h.enclave.handler = () => 'stall';
-  const reply = await postJson(h.port, '/v1/dip/refresh', { request: encodeBase64url(sealed) });
+  const reply = await postJson(h.port, '/v1/dip/refresh', { ip: '192.0.2.7', request: encodeBase64url(sealed) });
   assert.equal(reply.status, 504);
   assert.deepEqual(reply.json, errorBody('enclave_timeout'));
   assert.match(await h.metrics.render(), /dip_parent_enclave_timeouts_total 1/);
@@ -244,7 +271,7 @@ test('a full queue is answered 503 at once', async (t) => {
     await new Promise<void>((resolve) => held.push(resolve));
     return defaultHandler(request);
   };
-  const body = { request: encodeBase64url(sealed) };
+  const body = { ip: '192.0.2.7', request: encodeBase64url(sealed) };
   const first = postJson(h.port, '/v1/dip/refresh', body);
   await waitFor(() => held.length === 1, 5000, 'first in flight');
   const second = postJson(h.port, '/v1/dip/refresh', body);
@@ -349,7 +376,7 @@ test('shutdown finishes in-flight requests, closes keep-alive connections and re
   const agent = new Agent({ keepAlive: true });
   t.after(() => agent.destroy());
   assert.equal((await http(h.port, '/healthz', { agent })).status, 200);
-  const inFlight = postJson(h.port, '/v1/dip/refresh', { request: encodeBase64url(sealed) });
+  const inFlight = postJson(h.port, '/v1/dip/refresh', { ip: '192.0.2.7', request: encodeBase64url(sealed) });
   await waitFor(() => h.enclave.requests === 1, 5000, 'request at the enclave');
   const stopped = h.parent.shutdown(10_000);
   assert.equal((await http(h.port, '/readyz').catch(() => ({ status: 0 }))).status, 0);
@@ -364,7 +391,7 @@ test('shutdown finishes in-flight requests, closes keep-alive connections and re
 test('shutdown gives up on requests still running after the grace period', async (t) => {
   const h = await startHarness(t);
   h.enclave.handler = () => 'stall';
-  const inFlight = postJson(h.port, '/v1/dip/refresh', { request: encodeBase64url(sealed) }).catch((e: Error) => e);
+  const inFlight = postJson(h.port, '/v1/dip/refresh', { ip: '192.0.2.7', request: encodeBase64url(sealed) }).catch((e: Error) => e);
   await waitFor(() => h.enclave.requests === 1, 5000, 'request at the enclave');
   await h.parent.shutdown(100);
   assert.ok((await inFlight) instanceof Error);
@@ -377,7 +404,7 @@ test('/readyz reports not ready while draining', async (t) => {
     if (request.op === 'refresh') await new Promise<void>((resolve) => (release = resolve));
     return defaultHandler(request);
   };
-  const inFlight = postJson(h.port, '/v1/dip/refresh', { request: encodeBase64url(sealed) });
+  const inFlight = postJson(h.port, '/v1/dip/refresh', { ip: '192.0.2.7', request: encodeBase64url(sealed) });
   await waitFor(() => h.enclave.requests === 1, 5000, 'request at the enclave');
   // A request whose headers are still arriving when shutdown starts is answered, not ready.
   const socket = connect({ host: '127.0.0.1', port: h.port });

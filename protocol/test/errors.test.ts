@@ -1,20 +1,34 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { DipError, ERROR_CODES, ERROR_MESSAGES, httpStatusOf, isErrorCode, toDipError } from '../errors.js';
 
-test('every SPEC §6 error code maps to its HTTP status', () => {
-  const spec: Record<string, number> = {
-    bad_request: 400, bad_frame: 400, unknown_op: 400,
-    decrypt_failed: 403, srt_invalid: 403, srt_expired: 403, not_entitled: 403, drt_invalid: 403,
-    drt_expired: 403, subject_mismatch: 403, version_mismatch: 403,
-    not_found: 404, method_not_allowed: 405, payload_too_large: 413, unsupported_media_type: 415,
-    rate_limited: 429, internal: 500, enclave_unavailable: 503, enclave_timeout: 504,
-  };
-  assert.deepEqual([...ERROR_CODES].sort(), Object.keys(spec).sort());
+/** The error table of docs/spec.md §6: each row names codes and their HTTP statuses ("a, b / c | 503 / 504"). */
+function specErrorTable(): Record<string, number> {
+  const spec = readFileSync(new URL('../../docs/spec.md', import.meta.url), 'utf8');
+  const section = spec.slice(spec.indexOf('## 6.'), spec.indexOf('## 7.'));
+  const table: Record<string, number> = {};
+  for (const line of section.split('\n')) {
+    const row = /^\| (`[a-z_]+`.*) \| ([\d /]+) \|$/.exec(line);
+    if (row === null) continue;
+    const groups = row[1]!.split(' / ');
+    const statuses = row[2]!.split(' / ').map(Number);
+    assert.equal(groups.length, statuses.length, `spec row "${line}" pairs its codes with its statuses`);
+    groups.forEach((group, i) => {
+      for (const [, code] of group.matchAll(/`([a-z_]+)`/g)) table[code!] = statuses[i]!;
+    });
+  }
+  return table;
+}
+
+test('the closed error set is exactly the table of SPEC §6, each code with its HTTP status', () => {
+  const spec = specErrorTable();
+  assert.ok(Object.keys(spec).length >= 20, 'the spec table was read');
+  assert.deepEqual([...ERROR_CODES].sort(), Object.keys(spec).sort(), 'the same codes as SPEC §6');
   for (const [code, status] of Object.entries(spec)) {
-    assert.ok(isErrorCode(code));
-    assert.equal(httpStatusOf(code), status);
-    assert.equal(new DipError(code).httpStatus, status);
+    assert.ok(isErrorCode(code), `${code} is a code`);
+    assert.equal(httpStatusOf(code), status, `${code} maps to ${status}`);
+    assert.equal(new DipError(code).httpStatus, status, `DipError(${code}) maps to ${status}`);
   }
 });
 

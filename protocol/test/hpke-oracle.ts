@@ -79,41 +79,48 @@ export function oracleSetupS(pkRm: Uint8Array, info: Uint8Array, skE: Uint8Array
   return { enc, ...schedule(sharedSecretOf(dhX, enc, pkRm), info) };
 }
 
-function hdr(op: OracleOp): Uint8Array {
-  return Uint8Array.of(0x01, 0x00, 0x10, 0x00, 0x01, 0x00, 0x02, op === 'assign' ? 0x01 : 0x02);
+// DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point (RFC 5480).
+const P256_SPKI_PREFIX = Uint8Array.from(Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'));
+
+/** SPEC §4 hdr = 0x02 || key_id || suite || op, with key_id = SHA-256(SPKI)[0..8] (SPEC §3). */
+function hdr(op: OracleOp, pkRm: Uint8Array): Uint8Array {
+  const keyId = sha256(cat(P256_SPKI_PREFIX, pkRm)).subarray(0, 8);
+  return cat(Uint8Array.of(0x02), keyId, Uint8Array.of(0x00, 0x10, 0x00, 0x01, 0x00, 0x02, op === 'assign' ? 0x01 : 0x02));
 }
 
-function requestInfo(op: OracleOp): Uint8Array {
-  return cat(text('dip request'), Uint8Array.of(0), hdr(op));
+function requestInfo(h: Uint8Array): Uint8Array {
+  return cat(text('dip request'), Uint8Array.of(0), h);
 }
 
 /** The point of a P-256 SPKI (DER, uncompressed point): its last 65 bytes after a fixed 26-byte prefix. */
 export function oraclePointFromSpki(spki: Uint8Array): Uint8Array {
-  if (spki.length !== 91) throw new Error('oracle: not a P-256 SPKI');
+  if (spki.length !== 91 || P256_SPKI_PREFIX.some((b, i) => spki[i] !== b)) throw new Error('oracle: not a P-256 SPKI');
   return spki.slice(26);
 }
 
+/** Seals `payload` as given (no padding), so tests can also seal what the enclave must refuse. */
 export function oracleSealRequest(pkRm: Uint8Array, op: OracleOp, payload: Uint8Array): {
   encapsulatedRequest: Uint8Array; context: OracleResponseContext;
 } {
-  const s = oracleSetupS(pkRm, requestInfo(op), p256.utils.randomSecretKey());
-  const ct = gcm(s.key, s.baseNonce, hdr(op)).encrypt(payload);
+  const h = hdr(op, pkRm);
+  const s = oracleSetupS(pkRm, requestInfo(h), p256.utils.randomSecretKey());
+  const ct = gcm(s.key, s.baseNonce, h).encrypt(payload);
   const secret = oracleLabeledExpand('HPKE', s.exporterSecret, 'sec', text('dip response'), 32);
-  return { encapsulatedRequest: cat(hdr(op), s.enc, ct), context: { enc: s.enc, secret } };
+  return { encapsulatedRequest: cat(h, s.enc, ct), context: { enc: s.enc, secret } };
 }
 
 export function oracleOpenRequest(skRm: Uint8Array, op: OracleOp, request: Uint8Array): {
-  payload: Uint8Array; context: OracleResponseContext;
+  plaintext: Uint8Array; context: OracleResponseContext;
 } {
-  const h = hdr(op);
-  if (request.length < 8 + 65 + 16 || h.some((b, i) => request[i] !== b)) throw new Error('oracle: bad header');
-  const enc = request.slice(8, 73);
   const pkRm = p256.getPublicKey(skRm, false);
+  const h = hdr(op, pkRm);
+  if (request.length < 16 + 65 + 16 || h.some((b, i) => request[i] !== b)) throw new Error('oracle: bad header');
+  const enc = request.slice(16, 81);
   const dhX = p256.getSharedSecret(skRm, enc, true).subarray(1);
-  const s = schedule(sharedSecretOf(dhX, enc, pkRm), requestInfo(op));
-  const payload = gcm(s.key, s.baseNonce, h).decrypt(request.subarray(73));
+  const s = schedule(sharedSecretOf(dhX, enc, pkRm), requestInfo(h));
+  const plaintext = gcm(s.key, s.baseNonce, h).decrypt(request.subarray(81));
   const secret = oracleLabeledExpand('HPKE', s.exporterSecret, 'sec', text('dip response'), 32);
-  return { payload, context: { enc, secret } };
+  return { plaintext, context: { enc, secret } };
 }
 
 function responseAead(context: OracleResponseContext, responseNonce: Uint8Array): ReturnType<typeof gcm> {

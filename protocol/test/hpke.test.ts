@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { DipError, ERROR_MESSAGES } from '../errors.js';
 import {
@@ -18,6 +18,7 @@ import {
   generateBootKey,
   hkdfExpand,
   hkdfExtract,
+  keyIdOf,
   keyScheduleContext,
   labeledExpand,
   labeledExtract,
@@ -63,13 +64,17 @@ function flip(bytes: Uint8Array, index: number): Uint8Array {
   return withByte(bytes, index, bytes.at(index)! ^ 0x01);
 }
 
-function assertDecryptFailed(fn: () => unknown): void {
+function assertCode(fn: () => unknown, code: 'decrypt_failed' | 'bad_request' | 'key_unknown'): void {
   assert.throws(fn, (error: unknown) => {
     assert.ok(error instanceof DipError, `expected DipError, got ${String(error)}`);
-    assert.equal(error.code, 'decrypt_failed');
-    assert.equal(error.message, ERROR_MESSAGES.decrypt_failed);
+    assert.equal(error.code, code, `expected ${code}`);
+    assert.equal(error.message, ERROR_MESSAGES[code], 'the fixed message of the code');
     return true;
   });
+}
+
+function assertDecryptFailed(fn: () => unknown): void {
+  assertCode(fn, 'decrypt_failed');
 }
 
 function skRmOf(bootKey: BootKey): Uint8Array {
@@ -193,7 +198,7 @@ test('the noble oracle opens what sealRequest sealed, and openResponse opens the
     fc.property(opArb, bytesArb, bytesArb, (op, payload, answer) => {
       const sealed = sealRequest(bootKey.publicKeySpki, op, payload);
       const opened = oracleOpenRequest(skRm, op, sealed.encapsulatedRequest);
-      assert.equal(toHex(opened.payload), toHex(payload));
+      assert.equal(toHex(opened.plaintext), toHex(payload), 'the oracle opens our plaintext');
       assert.equal(toHex(opened.context.enc), toHex(sealed.context.enc));
       assert.equal(toHex(opened.context.secret), toHex(sealed.context.secret));
       assert.equal(toHex(openResponse(sealed.context, oracleSealResponse(opened.context, answer))), toHex(answer));
@@ -207,7 +212,7 @@ test('openRequest opens what the noble oracle sealed, and the oracle opens sealR
     fc.property(opArb, bytesArb, bytesArb, (op, payload, answer) => {
       const sealed = oracleSealRequest(pkRm, op, payload);
       const opened = openRequest(bootKey, op, sealed.encapsulatedRequest);
-      assert.equal(toHex(opened.payload), toHex(payload));
+      assert.equal(toHex(opened.plaintext), toHex(payload), 'we open the oracle\'s plaintext');
       assert.equal(toHex(opened.context.enc), toHex(sealed.context.enc));
       assert.equal(toHex(opened.context.secret), toHex(sealed.context.secret));
       assert.equal(toHex(oracleOpenResponse(sealed.context, sealResponse(opened.context, answer))), toHex(answer));
@@ -233,11 +238,13 @@ for (const op of ['assign', 'refresh'] as const) {
     const payload = text(`{"srt":"${op}"}`);
     const sealed = sealRequest(bootKey.publicKeySpki, op, payload);
     const req = sealed.encapsulatedRequest;
-    assert.equal(toHex(req.subarray(0, 8)), `01${'0010'}${'0001'}${'0002'}0${op === 'assign' ? 1 : 2}`);
-    assert.equal(req.length, 8 + 65 + payload.length + 16);
-    assert.equal(toHex(req.subarray(8, 73)), toHex(sealed.context.enc));
+    const keyId = toHex(keyIdOf(bootKey.publicKeySpki));
+    assert.equal(keyId, createHash('sha256').update(bootKey.publicKeySpki).digest('hex').slice(0, 16), 'key_id = SHA-256(SPKI)[0..8]');
+    assert.equal(toHex(req.subarray(0, 16)), `02${keyId}${'0010'}${'0001'}${'0002'}0${op === 'assign' ? 1 : 2}`, 'SPEC §4 hdr');
+    assert.equal(req.length, 16 + 65 + payload.length + 16, 'hdr || enc || ct');
+    assert.equal(toHex(req.subarray(16, 81)), toHex(sealed.context.enc), 'enc follows hdr');
     const opened = openRequest(bootKey, op, req);
-    assert.equal(toHex(opened.payload), toHex(payload));
+    assert.equal(toHex(opened.plaintext), toHex(payload), 'the plaintext round-trips');
     assert.equal(toHex(opened.context.secret), toHex(sealed.context.secret));
     const response = sealResponse(opened.context, text('{"dat":"d","drt":"r"}'));
     assert.equal(response.length, 32 + 21 + 16);
@@ -248,7 +255,7 @@ for (const op of ['assign', 'refresh'] as const) {
 test('an empty payload and an empty response round-trip', () => {
   const sealed = sealRequest(bootKey.publicKeySpki, 'assign', new Uint8Array(0));
   const opened = openRequest(bootKey, 'assign', sealed.encapsulatedRequest);
-  assert.equal(opened.payload.length, 0);
+  assert.equal(opened.plaintext.length, 0, 'an empty plaintext opens empty');
   assert.equal(openResponse(sealed.context, sealResponse(opened.context, new Uint8Array(0))).length, 0);
 });
 
@@ -269,27 +276,35 @@ test('a request sealed for assign is rejected when opened as refresh, and the ot
   assertDecryptFailed(() => openRequest(bootKey, 'refresh', assign));
   assertDecryptFailed(() => openRequest(bootKey, 'assign', refresh));
   // Rewriting the op byte does not help: hdr is both the AAD and part of info.
-  assertDecryptFailed(() => openRequest(bootKey, 'refresh', withByte(assign, 7, 0x02)));
-  assertDecryptFailed(() => openRequest(bootKey, 'assign', withByte(refresh, 7, 0x01)));
+  assertDecryptFailed(() => openRequest(bootKey, 'refresh', withByte(assign, 15, 0x02)));
+  assertDecryptFailed(() => openRequest(bootKey, 'assign', withByte(refresh, 15, 0x01)));
 });
 
-test('a request sealed to another boot key is rejected', () => {
+test('a request sealed to another boot key is key_unknown, by its key_id, before any decryption', () => {
   const other = generateBootKey();
   const toOther = sealRequest(other.publicKeySpki, 'assign', text('p')).encapsulatedRequest;
   const toBoot = sealRequest(bootKey.publicKeySpki, 'assign', text('p')).encapsulatedRequest;
   const toOtherAgain = sealRequest(other.publicKeySpki, 'assign', text('p')).encapsulatedRequest;
-  assertDecryptFailed(() => openRequest(bootKey, 'assign', toOther));
-  assertDecryptFailed(() => openRequest(bootKey, 'assign', toOtherAgain));
-  assertDecryptFailed(() => openRequest(other, 'assign', toBoot));
-  assert.equal(openRequest(other, 'assign', toOtherAgain).payload.length, 1);
-  assert.equal(openRequest(bootKey, 'assign', toBoot).payload.length, 1);
+  assertCode(() => openRequest(bootKey, 'assign', toOther), 'key_unknown');
+  assertCode(() => openRequest(bootKey, 'assign', toOtherAgain), 'key_unknown');
+  assertCode(() => openRequest(other, 'assign', toBoot), 'key_unknown');
+  assert.equal(openRequest(other, 'assign', toOtherAgain).plaintext.length, 1, 'the other key opens its own request');
+  assert.equal(openRequest(bootKey, 'assign', toBoot).plaintext.length, 1, 'the boot key opens its own request');
+  // A request to another key with our key_id written in: the header is bound, so it is decrypt_failed.
+  const relabelled = new Uint8Array(toOther);
+  relabelled.set(keyIdOf(bootKey.publicKeySpki), 1);
+  assertDecryptFailed(() => openRequest(bootKey, 'assign', relabelled));
+  // No decryption is attempted for another key_id: a body that could never open is still key_unknown.
+  const garbageForOther = new Uint8Array(toOther.length).fill(0xee);
+  garbageForOther.set(toOther.subarray(0, 16));
+  assertCode(() => openRequest(bootKey, 'assign', garbageForOther), 'key_unknown');
 });
 
 test('subarray inputs at odd offsets still seal and open', () => {
   const payload = text('payload at an odd offset');
   const sealed = sealRequest(misaligned(bootKey.publicKeySpki), 'refresh', misaligned(payload, 1));
   const opened = openRequest(bootKey, 'refresh', misaligned(sealed.encapsulatedRequest, 7));
-  assert.equal(toHex(opened.payload), toHex(payload));
+  assert.equal(toHex(opened.plaintext), toHex(payload), 'a misaligned request opens');
   const response = sealResponse(
     { enc: misaligned(opened.context.enc), secret: misaligned(opened.context.secret, 5) },
     misaligned(text('answer'), 9),
@@ -297,11 +312,13 @@ test('subarray inputs at odd offsets still seal and open', () => {
   assert.equal(toHex(openResponse(sealed.context, misaligned(response, 11))), toHex(text('answer')));
 });
 
-const good = sealRequest(bootKey.publicKeySpki, 'assign', text('{"srt":"a.b.c"}'));
+// Long enough that a 33-byte (compressed) enc in its place still leaves 97 bytes or more.
+const GOOD_PLAINTEXT = text('{"srt":"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p"}');
+const good = sealRequest(bootKey.publicKeySpki, 'assign', GOOD_PLAINTEXT);
 const req = good.encapsulatedRequest;
-const enc = req.subarray(8, 73);
-const ct = req.subarray(73);
-const hdr = req.subarray(0, 8);
+const enc = req.subarray(16, 81);
+const ct = req.subarray(81);
+const hdr = req.subarray(0, 16);
 const x = enc.subarray(1, 33);
 const y = enc.subarray(33, 65);
 const compressed = new Uint8Array([0x02 | (y.at(-1)! & 1), ...x]);
@@ -310,7 +327,7 @@ const hybrid = new Uint8Array([0x06 | (y.at(-1)! & 1), ...x, ...y]);
 // x = p (the field prime), with the y of the valid point x = 0: a broken decoder reducing x mod p accepts it.
 const xIsP = hex('04ffffffff00000001000000000000000000000000ffffffffffffffffffffffff66485c780e2f83d72433bd5d84a06bb6541c2af31dae871728bf856a174f93f4');
 const withEnc = (e: Uint8Array): Uint8Array => new Uint8Array([...hdr, ...e, ...ct]);
-const otherEnc = sealRequest(bootKey.publicKeySpki, 'assign', text('{"srt":"a.b.c"}')).context.enc;
+const otherEnc = sealRequest(bootKey.publicKeySpki, 'assign', GOOD_PLAINTEXT).context.enc;
 
 test('the hostile enc points of the table are indeed not valid uncompressed P-256 points', () => {
   for (const bad of [offCurve, xIsP, new Uint8Array([0x04, ...new Uint8Array(64)])]) {
@@ -321,24 +338,46 @@ test('the hostile enc points of the table are indeed not valid uncompressed P-25
   oracleAssertPoint(otherEnc);
 });
 
-const hostileRequests: [string, Uint8Array][] = [
+// SPEC §4: another version or fewer than 16 + 65 + 16 bytes is bad_request, another key_id is
+// key_unknown, and everything else that does not open is decrypt_failed.
+const malformedRequests: [string, Uint8Array][] = [
   ['empty', new Uint8Array(0)],
   ['a truncated header', req.subarray(0, 5)],
-  ['the header alone', req.subarray(0, 8)],
-  ['header and enc without ct', req.subarray(0, 73)],
-  ['a ct shorter than the 16-byte tag', req.subarray(0, 73 + 15)],
+  ['the header alone', req.subarray(0, 16)],
+  ['header and enc without ct', req.subarray(0, 81)],
+  ['a ct shorter than the 16-byte tag (96 bytes in all)', req.subarray(0, 81 + 15)],
+  ['version byte 0x01 (the old header)', withByte(req, 0, 0x01)],
+  ['version byte 0x00', withByte(req, 0, 0x00)],
+  ['version byte 0x03', withByte(req, 0, 0x03)],
+];
+
+for (const [name, bad] of malformedRequests) {
+  test(`openRequest rejects ${name} with bad_request`, () => {
+    assertCode(() => openRequest(bootKey, 'assign', bad), 'bad_request');
+  });
+}
+
+test('a request of exactly 16 + 65 + 16 bytes is long enough to be tried (decrypt_failed, not bad_request)', () => {
+  assertDecryptFailed(() => openRequest(bootKey, 'assign', req.subarray(0, 97)));
+});
+
+for (const index of [1, 4, 8]) {
+  test(`openRequest rejects a key_id changed in byte ${index} with key_unknown`, () => {
+    assertCode(() => openRequest(bootKey, 'assign', flip(req, index)), 'key_unknown');
+  });
+}
+
+const hostileRequests: [string, Uint8Array][] = [
   ['a ct cut by one byte', req.subarray(0, req.length - 1)],
   ['one trailing byte', new Uint8Array([...req, 0])],
-  ['version byte 0x02', withByte(req, 0, 0x02)],
-  ['version byte 0x00', withByte(req, 0, 0x00)],
-  ['kem id 0x0011', withByte(req, 2, 0x11)],
-  ['kem id 0x0110', withByte(req, 1, 0x01)],
-  ['kdf id 0x0002', withByte(req, 4, 0x02)],
-  ['aead id 0x0001', withByte(req, 6, 0x01)],
-  ['aead id 0x0003', withByte(req, 6, 0x03)],
-  ['op byte 0x00', withByte(req, 7, 0x00)],
-  ['op byte 0x03', withByte(req, 7, 0x03)],
-  ['op byte 0xff', withByte(req, 7, 0xff)],
+  ['kem id 0x0011', withByte(req, 10, 0x11)],
+  ['kem id 0x0110', withByte(req, 9, 0x01)],
+  ['kdf id 0x0002', withByte(req, 12, 0x02)],
+  ['aead id 0x0001', withByte(req, 14, 0x01)],
+  ['aead id 0x0003', withByte(req, 14, 0x03)],
+  ['op byte 0x00', withByte(req, 15, 0x00)],
+  ['op byte 0x03', withByte(req, 15, 0x03)],
+  ['op byte 0xff', withByte(req, 15, 0xff)],
   ['enc not on the curve', withEnc(offCurve)],
   ['enc with x = p', withEnc(xIsP)],
   ['enc in compressed form', withEnc(compressed)],
@@ -348,9 +387,9 @@ const hostileRequests: [string, Uint8Array][] = [
   ['enc all zeros', withEnc(new Uint8Array(65))],
   ['enc of another request', withEnc(otherEnc)],
   ['a flipped byte in enc', flip(req, 20)],
-  ['a flipped first ct byte', flip(req, 73)],
+  ['a flipped first ct byte', flip(req, 81)],
   ['a flipped tag byte', flip(req, req.length - 1)],
-  ['a flipped op byte on a misaligned subarray', misaligned(withByte(req, 7, 0x02), 3)],
+  ['a flipped op byte on a misaligned subarray', misaligned(withByte(req, 15, 0x02), 3)],
 ];
 
 for (const [name, bad] of hostileRequests) {
@@ -359,17 +398,19 @@ for (const [name, bad] of hostileRequests) {
   });
 }
 
-test('openRequest turns any single-byte change and any random body behind a valid header into decrypt_failed', () => {
+test('openRequest turns any single-byte change and any random body behind a valid header into its coded error', () => {
   fc.assert(
     fc.property(fc.nat({ max: req.length - 1 }), fc.integer({ min: 1, max: 255 }), (index, mask) => {
-      assertDecryptFailed(() => openRequest(bootKey, 'assign', withByte(req, index, req[index]! ^ mask)));
+      const code = index === 0 ? 'bad_request' : index < 9 ? 'key_unknown' : 'decrypt_failed';
+      assertCode(() => openRequest(bootKey, 'assign', withByte(req, index, req[index]! ^ mask)), code);
     }),
     { numRuns: 150 },
   );
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 200 }), (body) => {
-      assertDecryptFailed(() => openRequest(bootKey, 'assign', new Uint8Array([...hdr, ...body])));
-      assertDecryptFailed(() => openRequest(bootKey, 'assign', new Uint8Array([...hdr, 0x04, ...x, ...y, ...body])));
+      const code = body.length < 81 ? 'bad_request' : 'decrypt_failed';
+      assertCode(() => openRequest(bootKey, 'assign', new Uint8Array([...hdr, ...body])), code);
+      assertCode(() => openRequest(bootKey, 'assign', new Uint8Array([...hdr, 0x04, ...x, ...y, ...body])), body.length < 16 ? 'bad_request' : 'decrypt_failed');
       assertDecryptFailed(() => openResponse(good.context, body));
     }),
     { numRuns: 150 },
@@ -377,7 +418,7 @@ test('openRequest turns any single-byte change and any random body behind a vali
 });
 
 test('the untampered request of the hostile table does open (so each case fails for its own reason)', () => {
-  assert.equal(toHex(openRequest(bootKey, 'assign', misaligned(req)).payload), toHex(text('{"srt":"a.b.c"}')));
+  assert.equal(toHex(openRequest(bootKey, 'assign', misaligned(req)).plaintext), toHex(GOOD_PLAINTEXT), 'the untampered request opens');
 });
 
 const opened = openRequest(bootKey, 'assign', req);
@@ -432,7 +473,7 @@ test('misuse of the request/response API throws TypeError, not DipError', () => 
   assert.throws(() => openRequest({} as BootKey, 'assign', req), TypeError);
   assert.throws(() => openRequest(publicAsPrivate, 'assign', req), TypeError);
   // A boot key re-imported as another KeyObject is still the same key.
-  assert.equal(toHex(openRequest(reimported, 'assign', req).payload), toHex(text('{"srt":"a.b.c"}')));
+  assert.equal(toHex(openRequest(reimported, 'assign', req).plaintext), toHex(GOOD_PLAINTEXT), 'a re-imported boot key opens');
   assert.throws(() => openRequest(bootKey, 'bogus' as SealedOp, req), TypeError);
   assert.throws(() => openRequest(bootKey, 'assign', [...req] as unknown as Uint8Array), TypeError);
   assert.throws(() => sealRequest(bootKey.publicKeySpki, 'bogus' as SealedOp, text('p')), TypeError);

@@ -31,7 +31,7 @@ test('every op request round-trips through encodeRequest and parseRequest', () =
     { id: 1, op: 'attest', body: { nonce: nonce16 } },
     { id: 2, op: 'jwks', body: {} },
     { id: 3, op: 'assign', body: { ip: '192.0.2.7', request: new Uint8Array([1, 2, 3]) } },
-    { id: 4, op: 'refresh', body: { request: new Uint8Array([4]) } },
+    { id: 4, op: 'refresh', body: { ip: '2001:db8::4', request: new Uint8Array([4]) } },
     { id: 2 ** 40, op: 'health', body: {} },
   ];
   for (const request of requests) assert.deepEqual(parseRequest(wire(encodeRequest(request))), request);
@@ -85,8 +85,11 @@ test('assign needs a canonical IP and a non-empty sealed request, and nothing el
   for (const body of bad) expectRequestError({ v: 1, id: 3, op: 'assign', body }, 'bad_request', 3, false);
 });
 
-test('refresh needs exactly a sealed request; jwks and health take an empty body', () => {
-  expectRequestError({ v: 1, id: 4, op: 'refresh', body: { request: new Uint8Array(1), ip: '192.0.2.1' } }, 'bad_request', 4, false);
+test('refresh needs exactly a canonical clear IP and a sealed request; jwks and health take an empty body', () => {
+  assert.equal(parseRequest(wire({ v: 1, id: 4, op: 'refresh', body: { request: new Uint8Array(1), ip: '192.0.2.1' } })).op, 'refresh', 'ip and request');
+  expectRequestError({ v: 1, id: 4, op: 'refresh', body: { request: new Uint8Array(1) } }, 'bad_request', 4, false);
+  expectRequestError({ v: 1, id: 4, op: 'refresh', body: { request: new Uint8Array(1), ip: '192.0.2.01' } }, 'bad_request', 4, false);
+  expectRequestError({ v: 1, id: 4, op: 'refresh', body: { request: new Uint8Array(1), ip: '192.0.2.1', sub: 'x' } }, 'bad_request', 4, false);
   expectRequestError({ v: 1, id: 4, op: 'refresh', body: {} }, 'bad_request', 4, false);
   expectRequestError({ v: 1, id: 4, op: 'jwks', body: { all: true } }, 'bad_request', 4, false);
   expectRequestError({ v: 1, id: 4, op: 'health', body: { x: 1 } }, 'bad_request', 4, false);
@@ -127,12 +130,20 @@ test('malformed responses are not responses', () => {
 
 test('ok bodies are checked against the op they answer', () => {
   const body = (value: unknown): CborMap => wire(value) as CborMap;
-  assert.deepEqual(parseResponseBody('attest', body({ document: new Uint8Array([1]) })), { document: new Uint8Array([1]) });
-  assert.deepEqual(parseResponseBody('jwks', body({ jwks: new Uint8Array([1]) })), { jwks: new Uint8Array([1]) });
-  assert.deepEqual(parseResponseBody('health', body({ status: 'ok', version: '1' })), { status: 'ok', version: '1' });
-  assert.equal(parseResponseBody('attest', body({ document: new Uint8Array(0) })), null);
+  const one = new Uint8Array([1]);
+  const keyId = new Uint8Array(8).fill(3);
+  assert.deepEqual(parseResponseBody('attest', body({ document: one, jwks: one })), { document: one, jwks: one }, 'attest: document and jwks');
+  assert.equal(parseResponseBody('attest', body({ document: one })), null, 'attest without the JWKS it binds');
+  assert.equal(parseResponseBody('attest', body({ document: one, jwks: new Uint8Array(0) })), null, 'attest with an empty JWKS');
+  assert.deepEqual(parseResponseBody('jwks', body({ jwks: one })), { jwks: one });
+  assert.deepEqual(parseResponseBody('health', body({ status: 'ok', version: '1', key_id: keyId })), { status: 'ok', version: '1', key_id: keyId }, 'health with key_id');
+  assert.equal(parseResponseBody('health', body({ status: 'ok', version: '1' })), null, 'health without key_id');
+  for (const length of [7, 9]) {
+    assert.equal(parseResponseBody('health', body({ status: 'ok', version: '1', key_id: new Uint8Array(length) })), null, `a ${length}-byte key_id`);
+  }
+  assert.equal(parseResponseBody('attest', body({ document: new Uint8Array(0), jwks: one })), null);
   assert.equal(parseResponseBody('jwks', body({ jwks: '{}' })), null);
-  assert.equal(parseResponseBody('health', body({ status: 'down', version: '1' })), null);
+  assert.equal(parseResponseBody('health', body({ status: 'down', version: '1', key_id: keyId })), null);
   assert.equal(parseResponseBody('refresh', body({ ip: '10.0.0.1', reservedUntil: -1, response: new Uint8Array(1) })), null);
   assert.equal(parseResponseBody('refresh', body({ ip: '10.0.0.01', reservedUntil: 1, response: new Uint8Array(1) })), null);
   assert.equal(parseResponseBody('refresh', body({ ip: '10.0.0.1', reservedUntil: 1, response: new Uint8Array(0) })), null);
@@ -140,10 +151,11 @@ test('ok bodies are checked against the op they answer', () => {
 });
 
 test('a tagged byte string (tag 64, a typed array) where a byte string is expected is bad_request', () => {
-  // {"v":1,"id":7,"op":"refresh","body":{"request": 64(h'0102')}}
+  // {"v":1,"id":7,"op":"refresh","body":{"ip":"10.0.0.1","request": 64(h'0102')}}
+  const utf8 = (t: string): number[] => [...new TextEncoder().encode(t)];
   const bytes = new Uint8Array([
-    0xa4, 0x61, 0x76, 0x01, 0x62, 0x69, 0x64, 0x07, 0x62, 0x6f, 0x70, 0x67, ...new TextEncoder().encode('refresh'),
-    0x64, ...new TextEncoder().encode('body'), 0xa1, 0x67, ...new TextEncoder().encode('request'), 0xd8, 0x40, 0x42, 0x01, 0x02,
+    0xa4, 0x61, 0x76, 0x01, 0x62, 0x69, 0x64, 0x07, 0x62, 0x6f, 0x70, 0x67, ...utf8('refresh'),
+    0x64, ...utf8('body'), 0xa2, 0x62, ...utf8('ip'), 0x68, ...utf8('10.0.0.1'), 0x67, ...utf8('request'), 0xd8, 0x40, 0x42, 0x01, 0x02,
   ]);
   assert.throws(
     () => parseRequest(decodeCbor(bytes)),

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { decodeCbor, encodeCbor, isCborMap } from '../../protocol/cbor.js';
-import { openResponse, sealRequest, type ResponseContext } from '../../protocol/hpke.js';
+import { open, seal } from '../../client/seal.js';
+import type { ResponseContext } from '../../protocol/hpke.js';
 import type { ListenAddress } from '../../enclave/io/address.js';
 import { FrameClient, within } from './frame-client.js';
 
@@ -161,26 +161,21 @@ export interface SealedDipRequest {
   context: ResponseContext;
 }
 
-/** SPEC §4: the app's sealed assign request `{"srt"}`. */
+/** SPEC §4: the app's sealed assign request `{"srt"}`, padded as the client pads it. */
 export function sealAssign(bootKeySpki: Uint8Array, srt: string): SealedDipRequest {
-  const { encapsulatedRequest, context } = sealRequest(bootKeySpki, 'assign', encodeCbor({ srt }));
+  const { encapsulatedRequest, context } = seal(bootKeySpki, { op: 'assign', srt });
   return { request: encapsulatedRequest, context };
 }
 
-/** SPEC §4: the app's sealed refresh request `{"srt", "drt"}`. */
+/** SPEC §4: the app's sealed refresh request `{"srt", "drt"}`, padded as the client pads it. */
 export function sealRefresh(bootKeySpki: Uint8Array, srt: string, drt: string): SealedDipRequest {
-  const { encapsulatedRequest, context } = sealRequest(bootKeySpki, 'refresh', encodeCbor({ srt, drt }));
+  const { encapsulatedRequest, context } = seal(bootKeySpki, { op: 'refresh', srt, drt });
   return { request: encapsulatedRequest, context };
 }
 
 /** Opens the sealed `{"dat", "drt"}` of an assign or refresh answer. */
 export function openTokens(context: ResponseContext, response: Uint8Array): { dat: string; drt: string } {
-  const map = decodeCbor(openResponse(context, response));
-  if (!isCborMap(map)) throw new Error('the sealed response is not a map');
-  const dat = map.get('dat');
-  const drt = map.get('drt');
-  if (typeof dat !== 'string' || typeof drt !== 'string' || map.size !== 2) throw new Error('the sealed response is not {dat, drt}');
-  return { dat, drt };
+  return open(context, response);
 }
 
 /** Reads a JWS payload without verifying it (tests only). */
