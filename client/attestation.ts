@@ -37,6 +37,13 @@ export interface VerifyAttestationOptions {
   allowDebug?: boolean;
 }
 
+/** pcr_mismatch with the index of the first PCR that differs (same code and fixed message). */
+export class PcrMismatchError extends AttestationError {
+  constructor(readonly pcrIndex: 0 | 1 | 2) {
+    super('pcr_mismatch');
+  }
+}
+
 /** A document's payload, returned only once every check of SPEC §7 has passed. */
 export type VerifiedAttestation = AttestationPayload;
 
@@ -181,12 +188,12 @@ export function verifyAttestation(document: Uint8Array, options: VerifyAttestati
   const pcr2 = payload.pcrs.get(2);
   if (pcr0 === undefined || pcr1 === undefined || pcr2 === undefined) throw new AttestationError('pcr_mismatch');
   const expected = options.expectedPcrs ?? {};
-  for (const [want, got] of [
-    [expected.pcr0, pcr0],
-    [expected.pcr1, pcr1],
-    [expected.pcr2, pcr2],
+  for (const [index, want, got] of [
+    [0, expected.pcr0, pcr0],
+    [1, expected.pcr1, pcr1],
+    [2, expected.pcr2, pcr2],
   ] as const) {
-    if (want !== undefined && !bytesEqual(want, got)) throw new AttestationError('pcr_mismatch');
+    if (want !== undefined && !bytesEqual(want, got)) throw new PcrMismatchError(index);
   }
   if (isAllZero(pcr0) && isAllZero(pcr1) && isAllZero(pcr2) && options.allowDebug !== true) {
     throw new AttestationError('debug_mode');

@@ -1,20 +1,25 @@
-// The `dip` command line (issue 4 §4): verify attestation documents, run the assign and refresh
-// flows against a parent, back up a DRT, mint development SRTs. Every command has --help and
-// --json. Exit codes: 0 ok, 1 a check failed or the server refused, 2 a usage mistake.
+// The `dip` command line (issue 4 §4, issue 9): verify attestation documents and DATs, run the
+// assign and refresh flows against a parent, back up a DRT, mint development SRTs. Every command
+// has --help and --json (then every outcome is one JSON object on stdout). Exit codes: 0 ok,
+// 1 a check failed or the server refused, 2 a usage mistake. A token the enclave issued is never lost.
 
-import { readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createHash } from 'node:crypto';
 import { ATTESTATION_ERROR_MESSAGES, AttestationError, decodeUserData } from '../protocol/attestation-document.js';
 import { decodeBase64url } from '../protocol/base64url.js';
-import { AWS_NITRO_ROOT_G1_SHA256, verifyAttestation, type VerifiedAttestation } from './attestation.js';
+import { isCanonicalIp } from '../protocol/ip.js';
+import { AWS_NITRO_ROOT_G1_SHA256, PcrMismatchError, verifyAttestation, type VerifiedAttestation } from './attestation.js';
 import { decodeBackupText, encodeBackupText, generateAccessCode, openBackup, sealBackup } from './backup.js';
 import { ClientError } from './errors.js';
 import { assign, attest, refresh, type DipTokens, type Trust } from './flows.js';
-import type { Fetch } from './http.js';
+import { NETWORK_FAILURE_MESSAGES, fetchJwks, type Fetch } from './http.js';
 import { DEV_PCRS, parseManifest, parsePcrHex, pcrToHex, type ExpectedPcrs } from './manifest.js';
-import { mintDevSrt, parseDevIssuer, readSrt } from './tokens.js';
+import { PromptAborted, readHidden, type PromptInput } from './prompt.js';
+import { isDrtShaped, mintDevSrt, parseDevIssuer, readSrt, verifyDat } from './tokens.js';
+import { DIP_VERSION } from './version.js';
+import { parseCertificate, pemToDer } from './x509.js';
 
 /** AWS Nitro Enclaves Root-G1, the production trust anchor (SHA-256 of its DER pinned below). */
 const AWS_NITRO_ROOT_G1_PEM = `-----BEGIN CERTIFICATE-----
@@ -40,10 +45,30 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   /** Injected by tests; default the global fetch. */
   fetch?: Fetch;
+  /** Where a hidden prompt reads the access code when it is a TTY; default process.stdin. */
+  stdin?: PromptInput;
 }
 
 /** A mistake in how the command was called: exit 2. Messages name options, never their values. */
 class UsageError extends Error {}
+
+/** A failure already reported on stdout (tokens printed because a file could not take them): exit 1. */
+class ReportedFailure extends Error {}
+
+/** A ClientError with what the CLI adds for a person: the PCR that differs. */
+class PcrClientError extends ClientError {
+  constructor(readonly pcrIndex: number) {
+    super('attestation_failed', false, 'pcr_mismatch');
+  }
+}
+
+/** Options that may come from the environment; a flag wins over its variable. */
+const ENVIRONMENT: Record<string, string> = {
+  url: 'DIP_URL',
+  root: 'DIP_ROOT',
+  'root-sha256': 'DIP_ROOT_SHA256',
+  manifest: 'DIP_MANIFEST',
+};
 
 type Values = Record<string, string | boolean | undefined>;
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -53,6 +78,8 @@ interface Context {
   positionals: string[];
   io: CliIo;
   json: boolean;
+  /** Options whose value came from the environment, so messages name the variable. */
+  fromEnv: Set<string>;
 }
 
 interface Command {
@@ -85,18 +112,27 @@ const TRUST_OPTIONS: Options = {
   url: { type: 'string' },
   dev: { type: 'boolean' },
   'dev-dir': { type: 'string' },
+  timeout: { type: 'string' },
 };
 
+const TOKEN_OUTPUTS: Options = { 'dat-out': { type: 'string' }, 'drt-out': { type: 'string' } };
+
 const TRUST_HELP = `Trust (SPEC §7):
-  --url URL              the parent, e.g. http://127.0.0.1:8080 (required)
+  --url URL              the parent, e.g. http://127.0.0.1:8080 (required; or DIP_URL)
   --dev                  local stack: root from DIR/nsm-root.pem, the emulator's PCRs
+                         (DIP_ROOT, DIP_ROOT_SHA256 and DIP_MANIFEST are then ignored)
   --dev-dir DIR          the development state directory (default .dev)
-  --root PEM             pinned root certificate (default AWS Nitro Enclaves Root-G1)
-  --root-sha256 HEX      also require the root's DER to have this SHA-256
-  --manifest FILE        expected PCR0..2 from a pcr-manifest.json
+  --root PEM             pinned root certificate (default AWS Nitro Enclaves Root-G1; or DIP_ROOT)
+  --root-sha256 HEX      also require the root's DER to have this SHA-256 (or DIP_ROOT_SHA256)
+  --manifest FILE        expected PCR0..2 from a pcr-manifest.json (or DIP_MANIFEST)
   --pcr0/--pcr1/--pcr2 HEX   expected PCRs given directly (all three)
   --allow-debug          accept a debug-mode enclave (all-zero PCRs); never in production
-  --max-age SECONDS      oldest acceptable document (default 300)`;
+  --max-age SECONDS      oldest acceptable document (default 300)
+  --timeout SECONDS      per-request deadline (default 30)
+A flag wins over its environment variable.`;
+
+const OUTPUT_HELP = `  --dat-out/--drt-out FILE   write that token there (mode 600); a token not written to a file is
+                         printed (also with --json). The files are checked before the server is called`;
 
 const COMMON_HELP = `  --json                 print one JSON object instead of text
   -h, --help             show this help`;
@@ -117,12 +153,50 @@ function readBytes(io: CliIo, path: string, what: string): Uint8Array {
   }
 }
 
-function writeSecret(io: CliIo, path: string, text: string, what: string): void {
+/**
+ * Writes a secret (mode 600) through a temporary file and a rename, so a failure never leaves half
+ * a token where the previous one was (refresh may replace the DRT it read). Returns false on failure.
+ */
+function writeSecret(io: CliIo, path: string, text: string): boolean {
+  const target = resolve(io.cwd, path);
+  const temporary = `${target}.${process.pid}.tmp`;
   try {
-    writeFileSync(resolve(io.cwd, path), text.endsWith('\n') ? text : `${text}\n`, { mode: 0o600 });
+    writeFileSync(temporary, text.endsWith('\n') ? text : `${text}\n`, { mode: 0o600 });
+    renameSync(temporary, target);
+    return true;
   } catch {
-    throw new UsageError(`cannot write ${what}`);
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // nothing was written
+    }
+    return false;
   }
+}
+
+/** Refuses, before any server call, an output path that cannot take a file: a usage mistake. */
+function checkWritable(ctx: Context, name: string): string | undefined {
+  const path = str(ctx.values, name);
+  if (path === undefined) return undefined;
+  const target = resolve(ctx.io.cwd, path);
+  try {
+    let exists = true;
+    try {
+      if (!statSync(target).isFile()) throw new Error('not a regular file');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      exists = false;
+    }
+    if (!exists && !statSync(dirname(target)).isDirectory()) throw new Error('no directory');
+    accessSync(exists ? target : dirname(target), constants.W_OK);
+  } catch {
+    throw new UsageError(`cannot write --${name}`);
+  }
+  return path;
+}
+
+function label(ctx: Context, name: string): string {
+  return ctx.fromEnv.has(name) ? `${ENVIRONMENT[name]} (--${name})` : `--${name}`;
 }
 
 function str(values: Values, name: string): string | undefined {
@@ -134,6 +208,29 @@ function required(values: Values, name: string): string {
   const value = str(values, name);
   if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
   return value;
+}
+
+/** A pinned root certificate from --root, parsed now so a wrong file is a usage mistake. */
+function readRoot(ctx: Context, path: string, what: string): Uint8Array {
+  const text = readText(ctx.io, path, what);
+  try {
+    const der = pemToDer(text);
+    parseCertificate(der);
+    return der;
+  } catch {
+    throw new UsageError(`${what} is not a PEM certificate`);
+  }
+}
+
+function rootSha256Of(ctx: Context): string | undefined {
+  const text = str(ctx.values, 'root-sha256');
+  if (text !== undefined && !/^[0-9a-fA-F]{64}$/.test(text)) throw new UsageError(`${label(ctx, 'root-sha256')} must be 64 hex digits`);
+  return text;
+}
+
+function seconds(values: Values, name: string, min: number): number | undefined {
+  const text = str(values, name);
+  return text === undefined ? undefined : integer(text, name, min);
 }
 
 function integer(text: string, name: string, min: number): number {
@@ -155,7 +252,7 @@ function expectedPcrs(ctx: Context, all: boolean): Partial<ExpectedPcrs> | null 
   const given = (['pcr0', 'pcr1', 'pcr2'] as const).filter((name) => str(values, name) !== undefined);
   const manifest = str(values, 'manifest');
   if (manifest !== undefined && given.length > 0) throw new UsageError('give --manifest or --pcr0/--pcr1/--pcr2, not both');
-  if (manifest !== undefined) return parseManifest(readText(io, manifest, '--manifest'));
+  if (manifest !== undefined) return parseManifest(readText(io, manifest, label(ctx, 'manifest')));
   if (given.length === 0) return null;
   if (all && given.length < 3) throw new UsageError('give all of --pcr0, --pcr1 and --pcr2');
   const pcrs: Partial<ExpectedPcrs> = {};
@@ -178,11 +275,11 @@ function trustOf(ctx: Context): Trust {
   const rootPath = str(values, 'root');
   const dev = values['dev'] === true;
   const root = rootPath !== undefined
-    ? readText(io, rootPath, '--root')
+    ? readRoot(ctx, rootPath, label(ctx, 'root'))
     : dev
-      ? readText(io, resolve(devDir, 'nsm-root.pem'), 'the development root (is `make dev` running?)')
+      ? readRoot(ctx, resolve(devDir, 'nsm-root.pem'), 'the development root (is `make dev` running?)')
       : AWS_NITRO_ROOT_G1_PEM;
-  const pinnedSha256 = str(values, 'root-sha256') ?? (rootPath === undefined && !dev ? AWS_NITRO_ROOT_G1_SHA256 : undefined);
+  const pinnedSha256 = rootSha256Of(ctx) ?? (rootPath === undefined && !dev ? AWS_NITRO_ROOT_G1_SHA256 : undefined);
   const pcrs = expectedPcrs(ctx, true) ?? (dev ? DEV_PCRS : null);
   if (pcrs === null) throw new UsageError('give --manifest FILE or --pcr0/--pcr1/--pcr2 (or --dev for the local stack)');
   const age = maxAgeMs(values);
@@ -195,10 +292,16 @@ function trustOf(ctx: Context): Trust {
   };
 }
 
-function connect(ctx: Context): { url: string; trust: Trust; fetch?: Fetch } {
+function connect(ctx: Context): { url: string; trust: Trust; fetch?: Fetch; timeoutMs?: number } {
   const url = required(ctx.values, 'url');
-  if (!/^https?:\/\//.test(url)) throw new UsageError('--url must be an http(s) URL');
-  return { url, trust: trustOf(ctx), ...(ctx.io.fetch ? { fetch: ctx.io.fetch } : {}) };
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`${label(ctx, 'url')} must be an http(s) URL`);
+  const timeout = seconds(ctx.values, 'timeout', 1);
+  return {
+    url,
+    trust: trustOf(ctx),
+    ...(ctx.io.fetch ? { fetch: ctx.io.fetch } : {}),
+    ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }),
+  };
 }
 
 /** An attestation document file: raw COSE_Sign1, JSON {"document": b64url} as the API returns it, or base64(url) text. */
@@ -278,22 +381,51 @@ function tokenReport(result: DipTokens): Record<string, unknown> {
   };
 }
 
-function finishFlow(ctx: Context, result: DipTokens): void {
-  const datOut = str(ctx.values, 'dat-out');
-  const drtOut = str(ctx.values, 'drt-out');
-  if (datOut !== undefined) writeSecret(ctx.io, datOut, result.dat, '--dat-out');
-  if (drtOut !== undefined) writeSecret(ctx.io, drtOut, result.drt, '--drt-out');
+/** The output files of assign/refresh, checked before the server is called. */
+function tokenOutputs(ctx: Context): { datOut?: string; drtOut?: string } {
+  const datOut = checkWritable(ctx, 'dat-out');
+  const drtOut = checkWritable(ctx, 'drt-out');
+  if (datOut !== undefined && drtOut !== undefined && resolve(ctx.io.cwd, datOut) === resolve(ctx.io.cwd, drtOut)) {
+    throw new UsageError('--dat-out and --drt-out must be different files');
+  }
+  return { ...(datOut === undefined ? {} : { datOut }), ...(drtOut === undefined ? {} : { drtOut }) };
+}
+
+/**
+ * Writes the tokens first, then reports. A token is printed unless its file took it, so one the
+ * enclave issued is never lost, even when a file that passed the early check fails now (exit 1).
+ */
+function finishFlow(ctx: Context, result: DipTokens, outputs: { datOut?: string; drtOut?: string }): void {
+  const written = {
+    dat: outputs.datOut !== undefined && writeSecret(ctx.io, outputs.datOut, result.dat),
+    drt: outputs.drtOut !== undefined && writeSecret(ctx.io, outputs.drtOut, result.drt),
+  };
+  const failed = [
+    ...(outputs.datOut !== undefined && !written.dat ? ['--dat-out'] : []),
+    ...(outputs.drtOut !== undefined && !written.drt ? ['--drt-out'] : []),
+  ];
   const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
   const lines = [
     `ip              ${result.ip}`,
     `reserved until  ${result.reservedUntil} (${iso(result.reservedUntil)})`,
     `DAT             verified against the attested JWKS; iss ${result.datClaims.iss}, expires ${iso(result.datClaims.exp)}`,
     `DRT             did ${result.drtClaims.did}, expires ${iso(result.drtClaims.exp)} (its signature only the enclave can check)`,
-    ...(datOut === undefined && drtOut === undefined ? [`dat             ${result.dat}`, `drt             ${result.drt}`] : []),
-    ...(datOut === undefined ? [] : [`DAT written to  ${datOut}`]),
-    ...(drtOut === undefined ? [] : [`DRT written to  ${drtOut}`]),
+    written.dat ? `DAT written to  ${outputs.datOut}` : `dat             ${result.dat}`,
+    written.drt ? `DRT written to  ${outputs.drtOut}` : `drt             ${result.drt}`,
   ];
-  print(ctx, { ...tokenReport(result), dat: result.dat, drt: result.drt }, lines);
+  const report = {
+    ...tokenReport(result),
+    ...(written.dat ? { datOut: outputs.datOut } : { dat: result.dat }),
+    ...(written.drt ? { drtOut: outputs.drtOut } : { drt: result.drt }),
+  };
+  if (failed.length === 0) {
+    print(ctx, report, lines);
+    return;
+  }
+  const message = `cannot write ${failed.join(' and ')}; the token is printed instead, keep it`;
+  if (ctx.json) ctx.io.out(`${JSON.stringify({ ok: false, error: { code: 'output_failed', message }, ...report }, null, 2)}\n`);
+  else ctx.io.out(`${lines.join('\n')}\n`);
+  throw new ReportedFailure(message);
 }
 
 function accessCodeOf(ctx: Context): string | undefined {
@@ -304,6 +436,22 @@ function accessCodeOf(ctx: Context): string | undefined {
   return text === '' ? undefined : text;
 }
 
+/** The access code typed at a hidden prompt, when no code was given and stdin is a terminal. */
+async function promptedCode(ctx: Context, confirm: boolean): Promise<string | undefined> {
+  const input = ctx.io.stdin;
+  if (input?.isTTY !== true) return undefined;
+  const err = (text: string) => ctx.io.err(text);
+  try {
+    const code = await readHidden(input, err, confirm ? 'access code (empty: generate one): ' : 'access code: ');
+    if (code === '' || !confirm) return code === '' ? undefined : code;
+    if ((await readHidden(input, err, 'access code again: ')) !== code) throw new UsageError('the two access codes differ');
+    return code;
+  } catch (error) {
+    if (error instanceof PromptAborted) throw new UsageError('no access code given (the prompt was aborted)');
+    throw error;
+  }
+}
+
 const COMMANDS: Record<string, Command> = {
   'verify-attestation': {
     usage: 'dip verify-attestation FILE [--root PEM] [--at UNIX_SECONDS] [--nonce HEX] [--manifest FILE | --pcr0 HEX --pcr1 HEX --pcr2 HEX] [--allow-debug]',
@@ -311,12 +459,12 @@ const COMMANDS: Record<string, Command> = {
     help: `FILE is a raw COSE_Sign1 document, the JSON {"document": …} that GET /v1/attestation returns, or base64.
 Prints module id, timestamp, PCR0..2, public key and user data when every check passes; otherwise
 names the failed check and exits 1.
-  --root PEM             pinned root certificate (default AWS Nitro Enclaves Root-G1)
-  --root-sha256 HEX      also require the root's DER to have this SHA-256
+  --root PEM             pinned root certificate (default AWS Nitro Enclaves Root-G1; or DIP_ROOT)
+  --root-sha256 HEX      also require the root's DER to have this SHA-256 (or DIP_ROOT_SHA256)
   --at UNIX_SECONDS      verify as of this time (default now)
   --max-age SECONDS      oldest acceptable document (default 300)
   --nonce HEX            the nonce the document must carry
-  --manifest FILE        expected PCR0..2 from a pcr-manifest.json
+  --manifest FILE        expected PCR0..2 from a pcr-manifest.json (or DIP_MANIFEST)
   --pcr0/--pcr1/--pcr2 HEX   expected PCRs (any of them); without any, PCRs are printed, not checked
   --allow-debug          accept a debug-mode enclave (all-zero PCRs)`,
     options: { ...PCR_OPTIONS, at: { type: 'string' }, nonce: { type: 'string' } },
@@ -325,25 +473,26 @@ names the failed check and exits 1.
       const { values } = ctx;
       const document = readDocument(ctx.io, ctx.positionals[0]!);
       const rootPath = str(values, 'root');
+      const root = rootPath === undefined ? AWS_NITRO_ROOT_G1_PEM : readRoot(ctx, rootPath, label(ctx, 'root'));
       const pcrs = expectedPcrs(ctx, false);
-      const at = str(values, 'at');
+      const at = seconds(values, 'at', 0);
       const nonce = str(values, 'nonce');
       const age = maxAgeMs(values);
-      const pinnedSha256 = str(values, 'root-sha256') ?? (rootPath === undefined ? AWS_NITRO_ROOT_G1_SHA256 : undefined);
+      const pinnedSha256 = rootSha256Of(ctx) ?? (rootPath === undefined ? AWS_NITRO_ROOT_G1_SHA256 : undefined);
       let verified: VerifiedAttestation;
       try {
         verified = verifyAttestation(document, {
-          root: rootPath === undefined ? AWS_NITRO_ROOT_G1_PEM : readText(ctx.io, rootPath, '--root'),
+          root,
           ...(pinnedSha256 === undefined ? {} : { rootSha256: pinnedSha256 }),
-          ...(at === undefined ? {} : { at: integer(at, 'at', 0) * 1000 }),
+          ...(at === undefined ? {} : { at: at * 1000 }),
           ...(nonce === undefined ? {} : { nonce: hexBytes(nonce, 'nonce') }),
           ...(age === undefined ? {} : { maxAgeMs: age }),
           ...(pcrs === null ? {} : { expectedPcrs: pcrs }),
           ...(values['allow-debug'] === true ? { allowDebug: true } : {}),
         });
       } catch (error) {
+        if (error instanceof PcrMismatchError) throw new PcrClientError(error.pcrIndex);
         if (error instanceof AttestationError) throw new ClientError('attestation_failed', false, error.code);
-        if (error instanceof TypeError && !(error instanceof UsageError)) throw new UsageError('--root is not a PEM certificate');
         throw error;
       }
       const report = attestationReport(verified, pcrs !== null);
@@ -371,13 +520,14 @@ names the failed check and exits 1.
     summary: 'get a DAT and a DRT for IP (the DIP service chose it), sealed to the attested enclave',
     help: `  --srt FILE             the subscription receipt token
   --ip IP                the dedicated IP to bind
-  --dat-out/--drt-out FILE   write the tokens there (mode 600) instead of printing them
+${OUTPUT_HELP}
 ${TRUST_HELP}`,
-    options: { ...TRUST_OPTIONS, srt: { type: 'string' }, ip: { type: 'string' }, 'dat-out': { type: 'string' }, 'drt-out': { type: 'string' } },
+    options: { ...TRUST_OPTIONS, ...TOKEN_OUTPUTS, srt: { type: 'string' }, ip: { type: 'string' } },
     async run(ctx) {
       const srt = readText(ctx.io, required(ctx.values, 'srt'), '--srt').trim();
       const ip = required(ctx.values, 'ip');
-      finishFlow(ctx, await assign({ ...connect(ctx), srt, ip }));
+      const outputs = tokenOutputs(ctx);
+      finishFlow(ctx, await assign({ ...connect(ctx), srt, ip }), outputs);
     },
   },
   refresh: {
@@ -385,13 +535,14 @@ ${TRUST_HELP}`,
     summary: 'get a new DAT and DRT for the IP of a DRT',
     help: `  --srt FILE             the subscription receipt token
   --drt FILE             the refresh token (--drt-out may name the same file to replace it)
-  --dat-out/--drt-out FILE   write the tokens there (mode 600) instead of printing them
+${OUTPUT_HELP}
 ${TRUST_HELP}`,
-    options: { ...TRUST_OPTIONS, srt: { type: 'string' }, drt: { type: 'string' }, 'dat-out': { type: 'string' }, 'drt-out': { type: 'string' } },
+    options: { ...TRUST_OPTIONS, ...TOKEN_OUTPUTS, srt: { type: 'string' }, drt: { type: 'string' } },
     async run(ctx) {
       const srt = readText(ctx.io, required(ctx.values, 'srt'), '--srt').trim();
       const drt = readText(ctx.io, required(ctx.values, 'drt'), '--drt').trim();
-      finishFlow(ctx, await refresh({ ...connect(ctx), srt, drt }));
+      const outputs = tokenOutputs(ctx);
+      finishFlow(ctx, await refresh({ ...connect(ctx), srt, drt }), outputs);
     },
   },
   'backup seal': {
@@ -399,19 +550,22 @@ ${TRUST_HELP}`,
     summary: 'protect a DRT with an access code, to carry it to another device',
     help: `  --drt FILE             the refresh token to back up
   --code CODE            the access code (at least 8 characters); also DIP_ACCESS_CODE.
-                         Without one, a random code is made and printed (to stderr, or in --json)
+                         Without one, on a terminal, it is asked for at a hidden prompt (empty: make
+                         one); otherwise a random code is made and printed (to stderr, or in --json)
   --code-file FILE       read the access code from a file
   --out FILE             write the backup there instead of stdout
 The backup is scrypt (N=2^17, r=8, p=1) + AES-256-GCM, as text "dipb1.…".`,
     options: { drt: { type: 'string' }, code: { type: 'string' }, 'code-file': { type: 'string' }, out: { type: 'string' } },
     async run(ctx) {
       const drt = readText(ctx.io, required(ctx.values, 'drt'), '--drt').trim();
-      const given = accessCodeOf(ctx);
+      // Only the shape: the DRT key is never published, so its signature cannot be checked here.
+      if (!isDrtShaped(drt)) throw new UsageError('--drt is not a DRT (a compact JWS with typ drt+jwt)');
+      const out = checkWritable(ctx, 'out');
+      const given = accessCodeOf(ctx) ?? (await promptedCode(ctx, true));
       if (given !== undefined && given.normalize('NFKC').trim().length < 8) throw new UsageError('the access code must have at least 8 characters');
       const accessCode = given ?? generateAccessCode();
       const text = encodeBackupText(await sealBackup(drt, accessCode));
-      const out = str(ctx.values, 'out');
-      if (out !== undefined) writeSecret(ctx.io, out, text, '--out');
+      if (out !== undefined && !writeSecret(ctx.io, out, text)) throw new UsageError('cannot write --out');
       const generated = given === undefined ? { accessCode } : {};
       if (ctx.json) {
         print(ctx, { ...(out === undefined ? { backup: text } : { out }), ...generated }, []);
@@ -425,7 +579,7 @@ The backup is scrypt (N=2^17, r=8, p=1) + AES-256-GCM, as text "dipb1.…".`,
     usage: 'dip backup open FILE (--code CODE | --code-file FILE) [--out FILE]',
     summary: 'recover a DRT from a backup on another device',
     help: `  FILE                   the backup ("dipb1.…" text)
-  --code CODE            the access code; also DIP_ACCESS_CODE
+  --code CODE            the access code; also DIP_ACCESS_CODE; on a terminal, a hidden prompt
   --code-file FILE       read the access code from a file
   --out FILE             write the DRT there (mode 600) instead of stdout
 A wrong code and an altered backup both fail with backup_wrong_code.`,
@@ -433,13 +587,50 @@ A wrong code and an altered backup both fail with backup_wrong_code.`,
     positionals: { min: 1, max: 1 },
     async run(ctx) {
       const blob = decodeBackupText(readText(ctx.io, ctx.positionals[0]!, 'the backup file'));
-      const accessCode = accessCodeOf(ctx);
+      const out = checkWritable(ctx, 'out');
+      const accessCode = accessCodeOf(ctx) ?? (await promptedCode(ctx, false));
       if (accessCode === undefined) throw new UsageError('--code, --code-file or DIP_ACCESS_CODE is required');
       const drt = await openBackup(blob, accessCode);
-      const out = str(ctx.values, 'out');
-      if (out !== undefined) writeSecret(ctx.io, out, drt, '--out');
-      if (ctx.json) print(ctx, out === undefined ? { drt } : { out }, []);
-      else ctx.io.out(out === undefined ? `${drt}\n` : `DRT written to ${out}\n`);
+      const written = out !== undefined && writeSecret(ctx.io, out, drt);
+      if (ctx.json) print(ctx, written ? { out } : { drt }, []);
+      else ctx.io.out(written ? `DRT written to ${out}\n` : `${drt}\n`);
+      if (out !== undefined && !written) throw new ReportedFailure('cannot write --out; the DRT is printed instead, keep it');
+    },
+  },
+  'verify-dat': {
+    usage: 'dip verify-dat TOKEN --jwks URL|FILE --ip IP [--iss ISS] [--at UNIX_SECONDS]',
+    summary: 'verify a DAT as a VPN server does: signature, typ, kid, times and the IP it binds',
+    help: `TOKEN is the DAT the app presents. Checks (SPEC §2): ES256 by a key of the JWKS whose kid is
+its RFC 7638 thumbprint, typ dat+jwt, a 3-day lifetime, iat and exp with 60 s of skew, no sub,
+the IP claim equal to --ip. Exit 1 with dat_invalid or ip_unexpected when a check fails.
+  --jwks URL|FILE        the enclave's JWKS: its URL (e.g. PARENT/v1/keys) or a file
+  --ip IP                the IP this VPN server gives the client (canonical form)
+  --iss ISS              also require this issuer
+  --at UNIX_SECONDS      verify as of this time (default now)
+  --timeout SECONDS      deadline for fetching the JWKS (default 30)`,
+    options: { jwks: { type: 'string' }, ip: { type: 'string' }, iss: { type: 'string' }, at: { type: 'string' }, timeout: { type: 'string' } },
+    positionals: { min: 1, max: 1 },
+    async run(ctx) {
+      const source = required(ctx.values, 'jwks');
+      const ip = required(ctx.values, 'ip');
+      if (!isCanonicalIp(ip)) throw new UsageError('--ip must be an IP address in canonical form');
+      const at = seconds(ctx.values, 'at', 0);
+      const timeout = seconds(ctx.values, 'timeout', 1);
+      const iss = str(ctx.values, 'iss');
+      const jwks = /^https?:\/\//.test(source)
+        ? await fetchJwks(source, { ...(ctx.io.fetch ? { fetch: ctx.io.fetch } : {}), ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }) })
+        : readBytes(ctx.io, source, '--jwks');
+      const claims = await verifyDat(ctx.positionals[0]!, jwks, {
+        ip,
+        ...(iss === undefined ? {} : { iss }),
+        ...(at === undefined ? {} : { now: new Date(at * 1000) }),
+      });
+      const iso = (t: number) => new Date(t * 1000).toISOString();
+      print(ctx, { claims }, [
+        `DAT valid       iss ${claims.iss}, ip ${claims.ip}`,
+        `issued          ${claims.iat} (${iso(claims.iat)})`,
+        `expires         ${claims.exp} (${iso(claims.exp)})`,
+      ]);
     },
   },
   'dev-srt': {
@@ -466,9 +657,9 @@ A wrong code and an altered backup both fail with backup_wrong_code.`,
         if (error instanceof UsageError) throw error;
         throw new UsageError('srt-issuer.json is not a development issuer');
       }
+      const out = checkWritable(ctx, 'out');
       const srt = await mintDevSrt(issuer, { sub, did, lifetimeSeconds: ttl });
-      const out = str(ctx.values, 'out');
-      if (out !== undefined) writeSecret(ctx.io, out, srt, '--out');
+      if (out !== undefined && !writeSecret(ctx.io, out, srt)) throw new UsageError('cannot write --out');
       if (ctx.json) print(ctx, { ...(out === undefined ? { srt } : { out }), claims: readSrt(srt) }, []);
       else ctx.io.out(out === undefined ? `${srt}\n` : `SRT written to ${out}\n`);
     },
@@ -479,16 +670,18 @@ function topHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
   return `dip — client and auditor tool for the Dedicated IP enclave
 
-Usage: dip COMMAND [options]    (dip COMMAND --help for its options)
+Usage: dip COMMAND [options]    (dip COMMAND --help for its options; dip --version)
 
 Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`).join('\n')}
 
-Every command takes --json. Exit status: 0 ok, 1 a check failed or the server refused, 2 usage.
+Every command takes --json (every outcome, errors included, is then one JSON object on stdout).
+Environment: DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_ACCESS_CODE; flags win.
+Exit status: 0 ok, 1 a check failed or the server refused, 2 usage.
 `;
 }
 
-function commandHelp(name: string, command: Command): string {
+function commandHelp(command: Command): string {
   return `Usage: ${command.usage}
 
 ${command.summary}.
@@ -497,13 +690,44 @@ ${COMMON_HELP}
 `;
 }
 
-function errorText(error: ClientError): string {
+/** What a person can do about a failed check; fixed texts chosen by code, never input. */
+function hintOf(error: ClientError, options: Options): string | undefined {
+  if (error instanceof PcrClientError) return `PCR${error.pcrIndex} differs from the expected value`;
+  switch (error.detail) {
+    case 'pcr_mismatch':
+      return 'a PCR differs from the expected value (dip verify-attestation on the document names which)';
+    case 'certificate_expired':
+      return 'at' in options
+        ? 'a certificate of the chain is not valid now; give --at UNIX_SECONDS to verify as of the document\'s time'
+        : 'a certificate of the chain is not valid now; check this machine\'s clock';
+    case 'stale':
+      return 'at' in options
+        ? 'the document is older than --max-age SECONDS (default 300); raise --max-age, or give --at UNIX_SECONDS'
+        : 'the document is older than --max-age SECONDS (default 300); raise --max-age or check the clocks';
+    default:
+      return error.code === 'http_failed' && error.detail !== undefined && Object.hasOwn(NETWORK_FAILURE_MESSAGES, error.detail)
+        ? NETWORK_FAILURE_MESSAGES[error.detail as keyof typeof NETWORK_FAILURE_MESSAGES]
+        : undefined;
+  }
+}
+
+function errorJson(error: ClientError, options: Options): Record<string, unknown> {
+  const hint = hintOf(error, options);
+  return {
+    ...error.toJSON(),
+    ...(error instanceof PcrClientError ? { pcr: error.pcrIndex } : {}),
+    ...(hint === undefined ? {} : { hint }),
+  };
+}
+
+function errorText(error: ClientError, options: Options): string {
   const detail = error.detail === undefined ? '' : ` (${error.detail})`;
   const detailMessage = error.detail !== undefined && Object.hasOwn(ATTESTATION_ERROR_MESSAGES, error.detail)
     ? ` ${ATTESTATION_ERROR_MESSAGES[error.detail as keyof typeof ATTESTATION_ERROR_MESSAGES]}`
     : '';
   const from = error.fromServer ? 'the server refused: ' : '';
-  return `${from}${error.code}${detail}: ${error.message}${detailMessage}`;
+  const hint = hintOf(error, options);
+  return `${from}${error.code}${detail}: ${error.message}${detailMessage}${hint === undefined ? '' : ` — ${hint}`}`;
 }
 
 export function defaultIo(): CliIo {
@@ -512,63 +736,110 @@ export function defaultIo(): CliIo {
     err: (text) => process.stderr.write(text),
     cwd: process.cwd(),
     env: process.env,
+    stdin: process.stdin,
   };
+}
+
+/** Fills options from ENVIRONMENT that no flag gave. --dev brings its own root and PCRs. */
+function applyEnvironment(values: Values, options: Options, env: CliIo['env']): Set<string> {
+  const fromEnv = new Set<string>();
+  const pcrFlags = ['pcr0', 'pcr1', 'pcr2'].some((name) => values[name] !== undefined);
+  for (const [name, variable] of Object.entries(ENVIRONMENT)) {
+    const value = env[variable];
+    if (!(name in options) || values[name] !== undefined || value === undefined || value === '') continue;
+    if (name !== 'url' && values['dev'] === true) continue;
+    if (name === 'manifest' && pcrFlags) continue;
+    values[name] = value;
+    fromEnv.add(name);
+  }
+  return fromEnv;
+}
+
+/** Resolves argv to a command name, its arguments, or a top-level answer. */
+function route(argv: string[]): { name: string; rest: string[] } | { top: 'help' | 'version' | 'none' | 'backup' | 'unknown'; sub?: string } {
+  const first = argv.find((arg) => arg !== '--json');
+  if (first === undefined) return { top: 'none' };
+  if (first === '--help' || first === '-h' || first === 'help') return { top: 'help' };
+  if (first === '--version' || first === '-V') return { top: 'version' };
+  const rest = argv.filter((arg, i) => i !== argv.indexOf(first));
+  if (first === 'backup') {
+    const sub = rest.find((arg) => arg !== '--json');
+    if (sub === 'seal' || sub === 'open') return { name: `backup ${sub}`, rest: rest.filter((arg, i) => i !== rest.indexOf(sub)) };
+    return { top: 'backup', ...(sub === undefined ? {} : { sub }) };
+  }
+  return Object.hasOwn(COMMANDS, first) ? { name: first, rest } : { top: 'unknown' };
 }
 
 /** Runs one `dip` invocation; returns the exit status. */
 export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
-  const first = argv[0];
-  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
-    io.out(topHelp());
-    return first === undefined ? 2 : 0;
-  }
-  let name = first;
-  let rest = argv.slice(1);
-  if (first === 'backup') {
-    const sub = argv[1];
-    if (sub === 'seal' || sub === 'open') {
-      name = `backup ${sub}`;
-      rest = argv.slice(2);
-    } else {
-      io.out(`Usage: dip backup seal|open [options]\n\n  seal  ${COMMANDS['backup seal']!.summary}\n  open  ${COMMANDS['backup open']!.summary}\n`);
-      return sub === '--help' || sub === '-h' ? 0 : 2;
+  const json = argv.includes('--json');
+  const say = (text: string, fields: Record<string, unknown>) => io.out(json ? `${JSON.stringify({ ok: true, ...fields }, null, 2)}\n` : text);
+  const usage = (prefix: string, message: string, usageLine: string): number => {
+    if (json) io.out(`${JSON.stringify({ ok: false, error: { code: 'usage', message } }, null, 2)}\n`);
+    io.err(`${prefix}: ${message}\n${usageLine}\n`);
+    return 2;
+  };
+  const where = route(argv);
+  if ('top' in where) {
+    switch (where.top) {
+      case 'help':
+        say(topHelp(), { help: topHelp() });
+        return 0;
+      case 'version':
+        say(`dip ${DIP_VERSION}\n`, { version: DIP_VERSION });
+        return 0;
+      case 'backup': {
+        const text = `Usage: dip backup seal|open [options]\n\n  seal  ${COMMANDS['backup seal']!.summary}\n  open  ${COMMANDS['backup open']!.summary}\n`;
+        if (where.sub === '--help' || where.sub === '-h') {
+          say(text, { help: text });
+          return 0;
+        }
+        return usage('dip backup', 'give seal or open', 'Usage: dip backup seal|open [options]');
+      }
+      case 'none':
+        if (!json) io.out(topHelp());
+        return usage('dip', 'give a command', 'Usage: dip COMMAND [options]');
+      default:
+        return usage('dip', 'unknown command; see dip --help', 'Usage: dip COMMAND [options]');
     }
   }
-  const command = COMMANDS[name];
-  if (command === undefined) {
-    io.err(`dip: unknown command; see dip --help\n`);
-    return 2;
-  }
-  const json = rest.includes('--json');
+  const { name } = where;
+  const command = COMMANDS[name]!;
   try {
     let parsed;
     try {
-      parsed = parseArgs({ args: rest, options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true });
+      parsed = parseArgs({ args: where.rest, options: { ...COMMON, ...command.options }, allowPositionals: true, strict: true });
     } catch (error) {
+      // node:util's messages name the option (e.g. "Unknown option '--bogus'"), never a value.
       throw new UsageError((error as Error).message);
     }
     if (parsed.values['help'] === true) {
-      io.out(commandHelp(name, command));
+      say(commandHelp(command), { help: commandHelp(command) });
       return 0;
     }
     const { min, max } = command.positionals ?? { min: 0, max: 0 };
     if (parsed.positionals.length < min || parsed.positionals.length > max) {
-      throw new UsageError(max === 0 ? 'takes no positional arguments' : `takes ${min === max ? min : `${min}..${max}`} file argument(s)`);
+      throw new UsageError(max === 0 ? 'takes no positional arguments' : `takes ${min === max ? min : `${min}..${max}`} argument(s)`);
     }
-    await command.run({ values: parsed.values as Values, positionals: parsed.positionals, io, json });
+    const values = parsed.values as Values;
+    const fromEnv = applyEnvironment(values, command.options, io.env);
+    await command.run({ values, positionals: parsed.positionals, io, json, fromEnv });
     return 0;
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`dip ${name}: ${error.message}\n${command.usage}\n`);
-      return 2;
+    if (error instanceof UsageError) return usage(`dip ${name}`, error.message, command.usage);
+    if (error instanceof ReportedFailure) {
+      io.err(`dip ${name}: ${error.message}\n`);
+      return 1;
     }
     if (error instanceof ClientError) {
-      if (json) io.out(`${JSON.stringify({ ok: false, error: error.toJSON() }, null, 2)}\n`);
-      io.err(`dip ${name}: ${errorText(error)}\n`);
+      if (json) io.out(`${JSON.stringify({ ok: false, error: errorJson(error, command.options) }, null, 2)}\n`);
+      io.err(`dip ${name}: ${errorText(error, command.options)}\n`);
       return 1;
     }
     // Our own fixed-message errors (e.g. a TypeError from misuse); nothing here carries input.
-    io.err(`dip ${name}: unexpected error: ${error instanceof Error ? error.name : 'unknown'}\n`);
+    const kind = error instanceof Error ? error.name : 'unknown';
+    if (json) io.out(`${JSON.stringify({ ok: false, error: { code: 'unexpected', message: kind } }, null, 2)}\n`);
+    io.err(`dip ${name}: unexpected error: ${kind}\n`);
     return 1;
   }
 }

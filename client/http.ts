@@ -1,6 +1,7 @@
 // The client of the parent's HTTP API (SPEC §6). Every answer is validated before use; an error
 // body's SPEC code surfaces as a ClientError with that code, anything else that goes wrong on the
-// way (network, timeout, an answer that is not the API) as `http_failed`.
+// way (network, timeout, an answer that is not the API) as `http_failed`, whose detail names the
+// cause when the network failed: refused, DNS, TLS or timeout (a timeout is not a refusal).
 
 import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
 import { isErrorCode } from '../protocol/errors.js';
@@ -20,6 +21,35 @@ export interface DipAnswer {
   ip: string;
   reservedUntil: number;
   response: Uint8Array;
+}
+
+/** Why the parent could not be reached: the `detail` of an `http_failed` ClientError. */
+export const NETWORK_FAILURE_MESSAGES = Object.freeze({
+  connection_refused: 'nothing accepted the connection (connection refused)',
+  dns_failed: 'the host name could not be resolved (DNS)',
+  tls_failed: 'the TLS handshake failed (certificate or protocol)',
+  timeout: 'no answer before the deadline (timeout)',
+  connection_failed: 'the connection failed',
+} as const);
+
+export type NetworkFailure = keyof typeof NETWORK_FAILURE_MESSAGES;
+
+const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL', 'EAI_NODATA']);
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Classifies a fetch failure by the codes on it and its causes; only codes are read, never text. */
+export function networkFailure(error: unknown): NetworkFailure {
+  for (let e: unknown = error, depth = 0; typeof e === 'object' && e !== null; depth++) {
+    if (depth > 8) break;
+    const { name, code } = e as { name?: unknown; code?: unknown };
+    if (name === 'TimeoutError' || (typeof code === 'string' && TIMEOUT_CODES.has(code))) return 'timeout';
+    if (code === 'ECONNREFUSED') return 'connection_refused';
+    if (typeof code === 'string' && DNS_CODES.has(code)) return 'dns_failed';
+    // OpenSSL's verification codes (DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED, …) and Node's ERR_TLS_*/ERR_SSL_*.
+    if (typeof code === 'string' && (/^ERR_(TLS|SSL)_/.test(code) || /CERT|SIGNATURE|ISSUER/.test(code))) return 'tls_failed';
+    e = (e as { cause?: unknown }).cause;
+  }
+  return 'connection_failed';
 }
 
 /** An attestation document is a few KiB and a JWKS less; nothing the API returns comes near this. */
@@ -63,6 +93,24 @@ function bytesField(body: unknown, name: string): Uint8Array {
   return bytes;
 }
 
+/**
+ * GET of a published JWKS (what `dip verify-dat --jwks URL` reads): the bytes of a 200 answer,
+ * otherwise `http_failed` with the network cause as detail when there is one.
+ */
+export async function fetchJwks(url: string, options: ParentOptions = {}): Promise<Uint8Array> {
+  let response: Response;
+  let body: Uint8Array;
+  try {
+    response = await (options.fetch ?? globalThis.fetch)(url, { signal: AbortSignal.timeout(options.timeoutMs ?? 30_000) });
+    body = await readBody(response);
+  } catch (error) {
+    if (error instanceof ClientError) throw error;
+    throw new ClientError('http_failed', false, networkFailure(error));
+  }
+  if (response.status !== 200) throw new ClientError('http_failed');
+  return body;
+}
+
 export class ParentClient {
   private readonly base: URL;
   private readonly fetch: Fetch;
@@ -87,9 +135,10 @@ export class ParentClient {
     try {
       response = await this.fetch(new URL(path, this.base), { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
       body = await readBody(response);
-    } catch {
-      // The network error's text may carry the URL; the fixed message never does.
-      throw new ClientError('http_failed');
+    } catch (error) {
+      // The network error's text may carry the URL; the fixed message and the cause's code never do.
+      if (error instanceof ClientError) throw error;
+      throw new ClientError('http_failed', false, networkFailure(error));
     }
     if (response.status === 200) return body;
     const error = parseJson(body);

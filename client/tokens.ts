@@ -65,9 +65,10 @@ function commonClaims(payload: JWTPayload, lifetime: number): DatClaims | null {
 /**
  * Verifies a DAT against the JWKS bytes the attestation document binds: ES256 only, `typ`
  * dat+jwt, `kid` the RFC 7638 thumbprint of the key that verifies it, SPEC §2 claims, no `sub`,
- * and the IP the caller expects (`ip_unexpected` when it differs, `dat_invalid` for anything else).
+ * `iat` not ahead of now and `exp` not past it (60 s skew each way), `iss` when the caller names
+ * one, and the IP the caller expects (`ip_unexpected` when it differs, `dat_invalid` for anything else).
  */
-export async function verifyDat(dat: string, jwks: Uint8Array, expected: { ip: string; now?: Date }): Promise<DatClaims> {
+export async function verifyDat(dat: string, jwks: Uint8Array, expected: { ip: string; now?: Date; iss?: string }): Promise<DatClaims> {
   let payload: JWTPayload;
   try {
     const set: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(jwks));
@@ -78,6 +79,7 @@ export async function verifyDat(dat: string, jwks: Uint8Array, expected: { ip: s
       typ: 'dat+jwt',
       clockTolerance: CLOCK_SKEW_SECONDS,
       ...(expected.now ? { currentDate: expected.now } : {}),
+      ...(expected.iss === undefined ? {} : { issuer: expected.iss }),
     });
     const kid = result.protectedHeader.kid;
     const key = keys.find((k) => k.kid === kid);
@@ -90,6 +92,9 @@ export async function verifyDat(dat: string, jwks: Uint8Array, expected: { ip: s
   }
   const claims = commonClaims(payload, DAT_LIFETIME_SECONDS);
   if (claims === null || payload.sub !== undefined || payload[DIP_ENTITLEMENT] !== undefined) throw new ClientError('dat_invalid');
+  // jose checks iat only against a maximum age; SPEC §2 also refuses a token issued in the future.
+  const now = Math.floor((expected.now ?? new Date()).getTime() / 1000);
+  if (claims.iat > now + CLOCK_SKEW_SECONDS) throw new ClientError('dat_invalid');
   if (claims.ip !== expected.ip) throw new ClientError('ip_unexpected');
   return claims;
 }
@@ -112,6 +117,19 @@ export function readDrt(drt: string): DrtClaims & { kid: string } {
     // decodeJwt's own message names the malformed part; ours is fixed.
   }
   throw new ClientError('drt_unexpected');
+}
+
+/**
+ * Whether text is shaped like a DRT: a compact JWS whose protected header has `typ` drt+jwt.
+ * Only the shape: the signature cannot be checked outside the enclave (SPEC §2).
+ */
+export function isDrtShaped(text: string): boolean {
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(text)) return false;
+  try {
+    return decodeProtectedHeader(text).typ === 'drt+jwt';
+  } catch {
+    return false;
+  }
 }
 
 /** Reads the app's own SRT without verifying it (only the enclave trusts the issuer's keys). */

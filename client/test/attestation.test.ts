@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { p384 } from '@noble/curves/nist.js';
 import fc from 'fast-check';
-import { AWS_NITRO_ROOT_G1_SHA256, AttestationError, verifyAttestation, type VerifyAttestationOptions } from '../attestation.js';
+import { AWS_NITRO_ROOT_G1_SHA256, AttestationError, PcrMismatchError, verifyAttestation, type VerifyAttestationOptions } from '../attestation.js';
 import { decodeCoseSign1, encodeCoseSign1, sigStructure } from '../../protocol/cose.js';
-import { decodeAttestationPayload, encodeUserData, decodeUserData } from '../../protocol/attestation-document.js';
+import { ATTESTATION_ERROR_MESSAGES, decodeAttestationPayload, encodeUserData, decodeUserData } from '../../protocol/attestation-document.js';
 import { encodeCbor } from '../../protocol/cbor.js';
 import { pemToDer } from '../x509.js';
 import { createEmulatorNsm, DEV_PCRS } from '../../enclave/nsm/emulator.js';
@@ -372,4 +372,18 @@ test('random bytes only ever fail with AttestationError', () => {
     }),
     { numRuns: 500 },
   );
+});
+
+test('pcr_mismatch names the index of the first PCR that differs, keeping its code and message', () => {
+  const pcrs = decodeAttestationPayload(decodeCoseSign1(awsDocument).payload).pcrs;
+  for (const index of [0, 1, 2] as const) {
+    const expectedPcrs = { pcr0: pcrs.get(0)!, pcr1: pcrs.get(1)!, pcr2: pcrs.get(2)!, [`pcr${index}`]: flip(pcrs.get(index)!, 0, 0x01) };
+    assert.throws(() => verifyAttestation(awsDocument, { ...awsOptions, expectedPcrs }), (error: unknown) => {
+      assert.ok(error instanceof PcrMismatchError, 'a PcrMismatchError');
+      assert.equal(error.code, 'pcr_mismatch', 'the code stays pcr_mismatch');
+      assert.equal(error.message, ATTESTATION_ERROR_MESSAGES.pcr_mismatch, 'the fixed message');
+      assert.equal(error.pcrIndex, index, `PCR${index} is named`);
+      return true;
+    });
+  }
 });

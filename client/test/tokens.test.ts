@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, jwtVerify, type JWK } from 'jose';
 import { ClientError } from '../errors.js';
-import { mintDevSrt, parseDevIssuer, readDrt, readSrt, verifyDat } from '../tokens.js';
+import { isDrtShaped, mintDevSrt, parseDevIssuer, readDrt, readSrt, verifyDat } from '../tokens.js';
 
 const IP = '203.0.113.7';
 const NOW = Math.floor(Date.now() / 1000);
@@ -103,6 +103,19 @@ describe('DAT verification', () => {
     const token = await mint();
     await assert.rejects(verifyDat(token, jwks, { ip: IP, now: new Date((NOW + 259_200 + 120) * 1000) }), isCode('dat_invalid'));
   });
+
+  it('a DAT issued more than 60 s in the future is dat_invalid; exactly 60 s ahead still verifies', async () => {
+    const token = await mint();
+    const at = (seconds: number) => ({ ip: IP, now: new Date(seconds * 1000) });
+    assert.equal((await verifyDat(token, jwks, at(NOW - 60))).iat, NOW, 'iat 60 s ahead of the verifier is within the skew');
+    await assert.rejects(verifyDat(token, jwks, at(NOW - 61)), isCode('dat_invalid'), 'iat 61 s ahead is refused');
+  });
+
+  it('an expected issuer must be the DAT\'s iss', async () => {
+    const token = await mint();
+    assert.equal((await verifyDat(token, jwks, { ip: IP, iss: 'dip-enclave' })).iss, 'dip-enclave', 'the right iss verifies');
+    await assert.rejects(verifyDat(token, jwks, { ip: IP, iss: 'someone-else' }), isCode('dat_invalid'), 'another iss is refused');
+  });
 });
 
 function drt(header: Record<string, unknown> = {}, claims: Record<string, unknown> = {}): Promise<string> {
@@ -140,6 +153,14 @@ describe('DRT reading', () => {
       assert.throws(() => readDrt(token), isCode('drt_unexpected'));
     });
   }
+
+  it('isDrtShaped accepts a compact JWS with typ drt+jwt and nothing else', async () => {
+    assert.equal(isDrtShaped(await drt()), true, 'a DRT');
+    assert.equal(isDrtShaped(await mint()), false, 'a DAT (typ dat+jwt)');
+    assert.equal(isDrtShaped('header.payload.signature'), false, 'three parts whose header is not JSON');
+    assert.equal(isDrtShaped(`${await drt()}\n`), false, 'trailing text');
+    assert.equal(isDrtShaped('dipb1.AAAA'), false, 'a backup');
+  });
 
   it('something that is not a JWT is drt_unexpected, and the error never quotes it', () => {
     assert.throws(() => readDrt('secret.token'), (e: unknown) => isCode('drt_unexpected')(e) && !String((e as Error).message).includes('secret'));

@@ -1,5 +1,6 @@
-// Runs the real `dip` command (bin/dip.js) in a child process, as a user would, and returns its
-// exit code and output instead of throwing on a non-zero exit.
+// Runs the real `dip` command (bin/dip.js, the committed bundle: no TypeScript loader) in a child
+// process, as a user would, and returns its exit code and output instead of throwing on a non-zero
+// exit. scripts/test/bin-bundles.test.ts keeps that bundle equal to the source.
 
 import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
