@@ -76,9 +76,14 @@ check-pins:
 	  echo "check-pins: the inputs above are not pinned; run 'make pin-images' on a host with registry access" >&2; exit 1; fi
 
 # Prints the digest of every base image tag, to be written into the ARG lines as @sha256:...
+# Fails, naming the image, when docker cannot print a digest (no registry access, no buildx).
 pin-images:
-	for ref in $$(sed -n 's/^ARG [A-Z0-9_]*_IMAGE=\([^@]*\)@.*/\1/p' Dockerfile.enclave deploy/eif-builder.Dockerfile); do \
-	  echo "$$ref@$$(docker buildx imagetools inspect "$$ref" --format '{{json .Manifest.Digest}}' | tr -d '"')"; done
+	@refs=$$(sed -n 's/^ARG [A-Z0-9_]*_IMAGE=\([^@]*\)@.*/\1/p' Dockerfile.enclave deploy/eif-builder.Dockerfile); \
+	if [ -z "$$refs" ]; then echo "pin-images: no ARG *_IMAGE=ref@digest lines found" >&2; exit 1; fi; \
+	for ref in $$refs; do \
+	  digest=$$(docker buildx imagetools inspect "$$ref" --format '{{json .Manifest.Digest}}' | tr -d '"') || digest=""; \
+	  if ! [[ "$$digest" =~ ^sha256:[0-9a-f]{64}$$ ]]; then echo "pin-images: no digest for $$ref (registry access? docker buildx?)" >&2; exit 1; fi; \
+	  echo "$$ref@$$digest"; done
 
 # Image (buildx, SOURCE_DATE_EPOCH from the commit, rewrite-timestamp) → EIF (pinned nitro-cli in a
 # container) → Measurements JSON, builder info, the bundle found in the image, and our own describe.
@@ -93,7 +98,8 @@ eif: check-pins
 	cat $(EIF_DIR)/measurements.json
 
 # PCR0/1/2 (and PCR8) of an EIF without nitro-cli: make describe-eif EIF=path/to/file.eif
-describe-eif:
+describe-eif: deps
+	@test -f $(EIF) || { echo "describe-eif: no EIF at $(EIF): run 'make eif' first or pass EIF=path/to/file.eif" >&2; exit 1; }
 	npx tsx scripts/eif-cli.ts describe $(EIF)
 
 # Writes pcr-manifest.json for HEAD: with the evidence of `make eif` when it exists, else "pending".

@@ -17,14 +17,36 @@ POLL_SECONDS="${POLL_SECONDS:-10}"
   --memory "$ENCLAVE_MEMORY_MIB" \
   --enclave-cid "$ENCLAVE_CID"
 
-running() {
-  "$NITRO_CLI" describe-enclaves | ENCLAVE_NAME="$ENCLAVE_NAME" node -e '
+# Prints running, stopped or unknown. Only a parsed answer without our enclave is "stopped": a
+# nitro-cli that fails or prints something unparsable says nothing about the enclave, and exiting
+# on it would make systemd terminate and replace a healthy enclave (new boot key, lost DRT keys).
+enclave_state() {
+  local out
+  if ! out=$("$NITRO_CLI" describe-enclaves 2>/dev/null); then echo unknown; return; fi
+  printf '%s' "$out" | ENCLAVE_NAME="$ENCLAVE_NAME" node -e '
     let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-      const up = JSON.parse(s).some((e) => e.EnclaveName === process.env.ENCLAVE_NAME && e.State === "RUNNING");
-      process.exit(up ? 0 : 1);
-    });'
+      let list;
+      try { list = JSON.parse(s); } catch { list = null; }
+      if (!Array.isArray(list)) { console.log("unknown"); return; }
+      const up = list.some((e) => e && e.EnclaveName === process.env.ENCLAVE_NAME && e.State === "RUNNING");
+      console.log(up ? "running" : "stopped");
+    });' || echo unknown
 }
 
-while running; do sleep "$POLL_SECONDS"; done
+warned=no
+while :; do
+  state=$(enclave_state)
+  case "$state" in
+    running) warned=no ;;
+    stopped) break ;;
+    *)
+      # Said once per spell of failures, so the journal is not flooded while nitro-cli is broken.
+      if [ "$warned" = no ]; then
+        warned=yes
+        echo "run-enclave: nitro-cli describe-enclaves failed or was unreadable; keeping enclave ${ENCLAVE_NAME} and polling" >&2
+      fi ;;
+  esac
+  sleep "$POLL_SECONDS"
+done
 echo "run-enclave: enclave ${ENCLAVE_NAME} is no longer running" >&2
 exit 1

@@ -2,10 +2,20 @@
 // DIP_PARENT_* environment variable; a flag wins over the environment. Invalid configuration
 // stops startup with a message naming the setting, never echoing a secret (there are none here).
 
+import { MAX_FRAME_BYTES } from '../protocol/limits.js';
 import { parseEnclaveAddress, type EnclaveAddress } from './enclave-address.js';
+
+/**
+ * The largest --body-limit: every body the parent accepts must fit one frame (SPEC §5) once it
+ * is CBOR. The worst case is a body that is almost all `ip` text (JSON text never becomes more
+ * CBOR bytes than it had) sent with the largest `id`: about 26 bytes more than the body. 64
+ * bytes of room covers it; test/body-limit checks the worst case at this exact limit.
+ */
+export const MAX_BODY_LIMIT = MAX_FRAME_BYTES - 64;
 
 export interface ParentConfig {
   listen: { host: string; port: number };
+  metricsListen: { host: string; port: number } | null;
   enclave: EnclaveAddress;
   tlsCert: string | null;
   tlsKey: string | null;
@@ -38,11 +48,12 @@ interface OptionSpec {
 /** The one list of settings: parsing, `--help` and the README table all follow it. */
 export const OPTIONS: readonly OptionSpec[] = [
   { key: 'listen', flag: 'listen', kind: 'address', default: '127.0.0.1:8080', help: 'HOST:PORT to serve HTTP(S) on (IPv6 as [::1]:8080)' },
+  { key: 'metricsListen', flag: 'metrics-listen', kind: 'address', default: null, help: 'HOST:PORT to serve GET /metrics on instead of --listen (plain HTTP; keep it private)' },
   { key: 'enclave', flag: 'enclave', kind: 'enclave', default: null, help: 'enclave address: unix:PATH, tcp:HOST:PORT or vsock:CID:PORT (required)' },
   { key: 'tlsCert', flag: 'tls-cert', kind: 'path', default: null, help: 'PEM certificate chain; with --tls-key serves HTTPS (reloaded on SIGHUP)' },
   { key: 'tlsKey', flag: 'tls-key', kind: 'path', default: null, help: 'PEM private key for --tls-cert' },
   { key: 'allowPlainHttp', flag: 'allow-plain-http', kind: 'flag', default: 'false', help: 'serve plain HTTP on a non-loopback address (behind a TLS-terminating load balancer)' },
-  { key: 'bodyLimit', flag: 'body-limit', kind: 'int', default: '16384', min: 256, max: 65536, help: 'largest POST body in bytes; larger is 413 before it is read' },
+  { key: 'bodyLimit', flag: 'body-limit', kind: 'int', default: '16384', min: 256, max: MAX_BODY_LIMIT, help: 'largest POST body in bytes; larger is 413 before it is read' },
   { key: 'timeoutMs', flag: 'timeout-ms', kind: 'int', default: '5000', min: 10, max: 600_000, help: 'per-request enclave deadline, queueing included (then 504)' },
   { key: 'poolSize', flag: 'pool-size', kind: 'int', default: '4', min: 1, max: 64, help: 'persistent connections to the enclave' },
   { key: 'pipelineDepth', flag: 'pipeline-depth', kind: 'int', default: '64', min: 1, max: 4096, help: 'requests in flight on one enclave connection' },
@@ -64,14 +75,14 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-export function parseListen(text: string): { host: string; port: number } {
+export function parseListen(text: string, name = '--listen'): { host: string; port: number } {
   const colon = text.lastIndexOf(':');
   let host = text.slice(0, colon);
   const portText = text.slice(colon + 1);
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  else if (host.includes(':')) throw new ConfigError('--listen: an IPv6 host must be in brackets, e.g. [::1]:8080');
+  else if (host.includes(':')) throw new ConfigError(`${name}: an IPv6 host must be in brackets, e.g. [::1]:8080`);
   if (colon < 0 || host.length === 0 || !/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
-    throw new ConfigError('--listen must be HOST:PORT, e.g. 127.0.0.1:8080');
+    throw new ConfigError(`${name} must be HOST:PORT, e.g. 127.0.0.1:8080`);
   }
   return { host, port: Number(portText) };
 }
@@ -85,7 +96,7 @@ function convert(option: OptionSpec, text: string): unknown {
   const name = `--${option.flag}`;
   switch (option.kind) {
     case 'address':
-      return parseListen(text);
+      return parseListen(text, name);
     case 'enclave':
       try {
         return parseEnclaveAddress(text);
@@ -145,6 +156,10 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     }
   }
   const result = config as unknown as ParentConfig;
+  const metrics = result.metricsListen;
+  if (metrics !== null && metrics.port !== 0 && metrics.port === result.listen.port && metrics.host === result.listen.host) {
+    throw new ConfigError('--metrics-listen must differ from --listen');
+  }
   if ((result.tlsCert === null) !== (result.tlsKey === null)) throw new ConfigError('--tls-cert and --tls-key go together');
   if (result.tlsCert === null && !result.allowPlainHttp && !isLoopbackHost(result.listen.host)) {
     throw new ConfigError('plain HTTP is served only on a loopback address: give --tls-cert and --tls-key, or --allow-plain-http behind a TLS-terminating load balancer');

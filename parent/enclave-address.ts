@@ -77,7 +77,12 @@ export interface BridgeOptions {
   onRestart?: (code: number | null) => void;
 }
 
-/** Returns how to reach `address`; for vsock, starts the socat bridge first. */
+/** socat could not be started at all (ENOENT, EACCES): main reports `socat_missing`. */
+export class BridgeStartError extends Error {
+  override readonly name = 'BridgeStartError';
+}
+
+/** Returns how to reach `address`; for vsock, starts the socat bridge first (BridgeStartError without socat). */
 export async function openEnclaveDialer(address: EnclaveAddress, options: BridgeOptions = {}): Promise<EnclaveDialer> {
   switch (address.kind) {
     case 'unix':
@@ -104,29 +109,47 @@ async function startVsockBridge(target: string, options: BridgeOptions): Promise
   let stopped = false;
   let restarts = 0;
   let restartTimer: NodeJS.Timeout | undefined;
+  let everRan = false;
 
-  const run = (): void => {
+  const run = (): ChildProcess => {
     const started = Date.now();
     const proc = spawn(options.socat ?? 'socat', [`UNIX-LISTEN:${path},fork,unlink-early`, target], {
       stdio: 'ignore',
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
     });
     child = proc;
-    proc.on('error', () => {}); // a missing executable also ends in 'exit' (code null) or 'close'
+    const firstRun = !everRan;
+    everRan = true;
+    let spawned = false;
+    proc.once('spawn', () => (spawned = true));
+    proc.on('error', () => {}); // a missing executable also ends in 'close'
     proc.on('close', (code) => {
       child = null;
-      if (stopped) return;
+      // A first socat that never started is a startup error (BridgeStartError), not a restart.
+      if (stopped || (firstRun && !spawned)) return;
       // A bridge that lived a while starts the backoff again; one that dies at once backs off.
       if (Date.now() - started > 10_000) restarts = 0;
       const delay = RESTART_DELAYS_MS[Math.min(restarts++, RESTART_DELAYS_MS.length - 1)]!;
       options.onRestart?.(code);
       restartTimer = setTimeout(run, delay);
     });
+    return proc;
   };
   // If the parent dies without close(), the bridge must not outlive it.
   const killOnExit = (): void => void child?.kill('SIGTERM');
   process.once('exit', killOnExit);
-  run();
+  const first = run();
+  // Without a socat binary nothing will ever answer: say so at startup rather than retry forever.
+  const started = await new Promise<boolean>((resolve) => {
+    first.once('spawn', () => resolve(true));
+    first.once('error', () => resolve(false));
+  });
+  if (!started) {
+    stopped = true;
+    process.removeListener('exit', killOnExit);
+    rmSync(dir, { recursive: true, force: true });
+    throw new BridgeStartError('socat could not be started');
+  }
 
   const deadline = Date.now() + (options.readyTimeoutMs ?? 2000);
   while (!existsSync(path) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -22,7 +22,13 @@ export function methodLabel(method: string | undefined): string {
 
 export interface EventFields {
   listening: { scheme: 'http' | 'https'; port: number };
+  metrics_listening: { port: number };
+  /** The enclave answered on this connection (a `health` probe): only then is it connected. */
   enclave_connected: { connection: number };
+  /** The socket opened (for vsock: the local socat bridge is up) but the enclave did not answer. */
+  enclave_not_answering: { connection: number };
+  /** The socket did not open at all (no enclave socket, or the bridge is down). */
+  enclave_unreachable: { connection: number };
   enclave_disconnected: { connection: number; failed: number };
   bridge_restarted: { code: number };
   tls_reloaded: { ok: boolean };

@@ -3,17 +3,26 @@
 // requests on SIGTERM/SIGINT. Run: node --import tsx parent/main.ts --enclave unix:PATH
 
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { ConfigError, parseConfig, usage, type ParentConfig } from './config.js';
-import { openEnclaveDialer } from './enclave-address.js';
+import { BridgeStartError, openEnclaveDialer, type EnclaveDialer } from './enclave-address.js';
 import { bufferedStdout, createLogger } from './log.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, createMetricsServer } from './metrics.js';
 import { EnclavePool } from './pool.js';
 import { RateLimiter } from './ratelimit.js';
 import { createParentServer } from './server.js';
+import { StartupError, listenError, tlsError } from './startup.js';
 
 function fail(message: string, code: number): never {
   process.stderr.write(`parent: ${message}\n`);
   process.exit(code);
+}
+
+/** One line, `parent: CODE: MESSAGE`, and exit 1: the operator's journal shows what to fix. */
+function failStartup(error: StartupError): never {
+  fail(`${error.code}: ${error.message}`, 1);
 }
 
 function readTls(config: ParentConfig): { cert: Buffer; key: Buffer } | undefined {
@@ -37,13 +46,29 @@ async function main(): Promise<void> {
   try {
     tls = readTls(config);
   } catch {
-    fail('cannot read --tls-cert or --tls-key', 1);
+    failStartup(new StartupError('tls_unreadable'));
+  }
+  if (tls !== undefined) {
+    try {
+      createSecureContext(tls);
+    } catch (error) {
+      failStartup(tlsError(error));
+    }
   }
 
   const logger = createLogger(bufferedStdout());
   const metrics = createMetrics({ defaultMetrics: true });
-  const dialer = await openEnclaveDialer(config.enclave, { onRestart: (code) => logger.event('bridge_restarted', { code: code ?? -1 }) });
+  let dialer: EnclaveDialer;
+  try {
+    dialer = await openEnclaveDialer(config.enclave, { onRestart: (code) => logger.event('bridge_restarted', { code: code ?? -1 }) });
+  } catch (error) {
+    if (error instanceof BridgeStartError) failStartup(new StartupError('socat_missing'));
+    throw error;
+  }
+  // Said once per connection and state, not on every reconnect attempt.
+  const reported = new Map<number, 'enclave_not_answering' | 'enclave_unreachable'>();
   const pool = new EnclavePool({
+    probe: true,
     connectOptions: dialer.connectOptions,
     size: config.poolSize,
     pipelineDepth: config.pipelineDepth,
@@ -51,7 +76,17 @@ async function main(): Promise<void> {
     timeoutMs: config.timeoutMs,
     observer: {
       ...metrics.poolObserver,
-      connected: (connection) => logger.event('enclave_connected', { connection }),
+      connected: (connection) => {
+        reported.delete(connection);
+        logger.event('enclave_connected', { connection });
+      },
+      connectFailed: (connection, reached) => {
+        metrics.poolObserver.connectFailed!(connection, reached);
+        const event = reached ? 'enclave_not_answering' : 'enclave_unreachable';
+        if (reported.get(connection) === event) return;
+        reported.set(connection, event);
+        logger.event(event, { connection });
+      },
       disconnected: (connection, failed) => {
         metrics.poolObserver.disconnected!(connection, failed);
         logger.event('enclave_disconnected', { connection, failed });
@@ -71,14 +106,34 @@ async function main(): Promise<void> {
       headerTimeoutMs: config.headerTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
       keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+      serveMetrics: config.metricsListen === null,
       ...(tls === undefined ? {} : { tls }),
     });
-    const address = await server.listen(config.listen.host, config.listen.port);
-    logger.event('listening', { scheme: tls === undefined ? 'http' : 'https', port: address.port });
-  } catch {
+  } catch (error) {
     await pool.close();
     await dialer.close();
-    fail('cannot serve on --listen (address in use or not permitted), or the TLS certificate and key do not match', 1);
+    failStartup(tlsError(error));
+  }
+  let metricsServer: Server | null = null;
+  try {
+    const address = await server.listen(config.listen.host, config.listen.port).catch((error: unknown) => Promise.reject(listenError(error, '--listen')));
+    if (config.metricsListen !== null) {
+      const { host, port } = config.metricsListen;
+      const listener = createMetricsServer(metrics);
+      metricsServer = listener;
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', (error) => reject(listenError(error, '--metrics-listen')));
+        listener.listen({ host, port }, resolve);
+      });
+      logger.event('metrics_listening', { port: (listener.address() as AddressInfo).port });
+    }
+    logger.event('listening', { scheme: tls === undefined ? 'http' : 'https', port: address.port });
+  } catch (error) {
+    metricsServer?.close();
+    await server.shutdown(0);
+    await pool.close();
+    await dialer.close();
+    failStartup(error instanceof StartupError ? error : new StartupError('listen_failed', '--listen'));
   }
 
   const tlsConfig = config;
@@ -100,6 +155,7 @@ async function main(): Promise<void> {
     stopping = true;
     const started = performance.now();
     logger.event('stopping', { signal, inFlight: server.inFlight });
+    metricsServer?.close();
     await server.shutdown(tlsConfig.shutdownGraceMs);
     await pool.close();
     await dialer.close();

@@ -1,6 +1,7 @@
 // Prometheus metrics of the parent (GET /metrics, SPEC §6). Labels come from closed sets —
 // route names, methods, status codes, pool states — never from request data.
 
+import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RouteLabel } from './log.js';
 import type { PoolObserver, PoolState } from './pool.js';
@@ -108,4 +109,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Paren
       return registry.metrics();
     },
   };
+}
+
+/**
+ * A plain-HTTP listener for GET /metrics alone (--metrics-listen), so that the metrics need not
+ * be served where the public API is. Anything else is 404, another method 405.
+ */
+export function createMetricsServer(metrics: ParentMetrics): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    const status = path !== '/metrics' ? 404 : req.method !== 'GET' ? 405 : 200;
+    if (status !== 200) {
+      res.writeHead(status, status === 405 ? { allow: 'GET' } : {}).end();
+      return;
+    }
+    void metrics.render().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
 }

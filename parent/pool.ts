@@ -21,7 +21,8 @@ import type { CborValue } from '../protocol/cbor.js';
 export interface PoolObserver {
   connected?(connection: number): void;
   disconnected?(connection: number, failed: number): void;
-  connectFailed?(connection: number): void;
+  /** `reached`: the socket opened (for vsock, the local bridge answered) but the enclave never did. */
+  connectFailed?(connection: number, reached: boolean): void;
   orphanResponse?(): void;
   timedOut?(): void;
   overflow?(): void;
@@ -37,6 +38,11 @@ export interface PoolOptions {
   /** Reconnect backoff: doubles from `initialMs` up to `maxMs`, with ±20 % jitter. */
   backoff?: { initialMs: number; maxMs: number };
   connectTimeoutMs?: number;
+  /**
+   * Sends `health` on every new connection and counts it ready only once the enclave answers.
+   * Needed for vsock: socat accepts the local side at once, whether or not the enclave is there.
+   */
+  probe?: boolean;
   observer?: PoolObserver;
 }
 
@@ -62,6 +68,9 @@ interface Connection {
   readonly index: number;
   socket: Socket | null;
   ready: boolean;
+  /** The socket opened; with `probe`, the enclave has not answered yet. */
+  reached: boolean;
+  probeId: number;
   nextId: number;
   readonly pending: Map<number, Job>;
   attempt: number;
@@ -79,11 +88,12 @@ export class EnclavePool {
     this.options = {
       backoff: { initialMs: 100, maxMs: 2000 },
       connectTimeoutMs: 5000,
+      probe: false,
       observer: {},
       ...options,
     };
     for (let index = 0; index < options.size; index++) {
-      const connection: Connection = { index, socket: null, ready: false, nextId: 1, pending: new Map(), attempt: 0, retry: undefined };
+      const connection: Connection = { index, socket: null, ready: false, reached: false, probeId: 0, nextId: 1, pending: new Map(), attempt: 0, retry: undefined };
       this.connections.push(connection);
       this.open(connection);
     }
@@ -147,18 +157,25 @@ export class EnclavePool {
     c.socket = socket;
     socket.setTimeout(this.options.connectTimeoutMs, () => socket.destroy());
     socket.on('connect', () => {
-      socket.setTimeout(0);
       if (socket.remoteAddress !== undefined) socket.setNoDelay(true);
-      c.ready = true;
-      c.attempt = 0;
-      this.options.observer.connected?.(c.index);
-      this.drain();
+      c.reached = true;
+      if (!this.options.probe) {
+        this.ready(c);
+        return;
+      }
+      // The connect timeout keeps running until the enclave answers the probe.
+      c.probeId = c.nextId++;
+      socket.write(encodeFrame(encodeRequest({ id: c.probeId, op: 'health', body: {} })));
     });
     socket.on('data', (chunk: Buffer) => {
       reader.push(chunk);
       try {
         for (let item = reader.next(); item !== null; item = reader.next()) {
-          if (!this.receive(c, item)) {
+          if (!c.ready) {
+            // Any answer to the probe, ok or an error code, shows the enclave is there.
+            if (parseResponse(item)?.id !== c.probeId) throw new TypeError('not the probe response');
+            this.ready(c);
+          } else if (!this.receive(c, item)) {
             this.options.observer.protocolError?.();
             socket.destroy();
             return;
@@ -175,16 +192,26 @@ export class EnclavePool {
     socket.on('close', () => this.lost(c));
   }
 
+  private ready(c: Connection): void {
+    c.socket!.setTimeout(0);
+    c.ready = true;
+    c.attempt = 0;
+    this.options.observer.connected?.(c.index);
+    this.drain();
+  }
+
   private lost(c: Connection): void {
     const wasReady = c.ready;
+    const reached = c.reached;
     c.ready = false;
+    c.reached = false;
     c.socket = null;
     const failed = c.pending.size;
     for (const job of c.pending.values()) this.settle(job, 'enclave_unavailable');
     c.pending.clear();
     // Our own close() is not a loss of the enclave: nothing to count or log.
     if (!this.closed && wasReady) this.options.observer.disconnected?.(c.index, failed);
-    else if (!this.closed) this.options.observer.connectFailed?.(c.index);
+    else if (!this.closed) this.options.observer.connectFailed?.(c.index, reached);
     // Queued requests never reached the enclave: they stay queued while any connection is up.
     if (!this.connections.some((other) => other.ready)) {
       for (const job of this.queue) this.settle(job, 'enclave_unavailable');
@@ -231,8 +258,9 @@ export class EnclavePool {
     try {
       frame = encodeFrame(encodeRequest({ id, op: job.op, body: job.body } as EnclaveRequest));
     } catch {
-      // Only a body over the frame limit gets here; config caps the HTTP body well below it.
-      this.settle(job, 'internal');
+      // Only a request over the frame limit (SPEC §5) gets here: config keeps every body it
+      // allows below that, so this is a caller that bypassed it; too large, not our failure.
+      this.settle(job, 'payload_too_large');
       return;
     }
     job.connection = c;

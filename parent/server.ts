@@ -37,6 +37,8 @@ export interface ParentServerOptions {
   headerTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /** False when /metrics has its own listener (--metrics-listen): here it is then 404. */
+  serveMetrics?: boolean;
   /** PEM certificate chain and key: HTTPS when given. */
   tls?: { cert: string | Buffer; key: string | Buffer };
 }
@@ -59,7 +61,8 @@ interface Reply {
 }
 
 type Route = Exclude<RouteLabel, 'unmatched'>;
-const ROUTES: ReadonlyMap<string, { route: Route; method: 'GET' | 'POST' }> = new Map([
+/** SPEC §6's route table; test/routes compares it with the spec's markdown table. */
+export const ROUTES: ReadonlyMap<string, { route: Route; method: 'GET' | 'POST' }> = new Map([
   ['/v1/attestation', { route: '/v1/attestation', method: 'GET' }],
   ['/v1/enclaves', { route: '/v1/enclaves', method: 'GET' }],
   ['/v1/keys', { route: '/v1/keys', method: 'GET' }],
@@ -178,7 +181,7 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const spec = ROUTES.get(path);
-    if (spec === undefined) return errorReply('not_found');
+    if (spec === undefined || (spec.route === '/metrics' && options.serveMetrics === false)) return errorReply('not_found');
     setRoute(spec.route);
     if (req.method !== spec.method) return errorReply('method_not_allowed', { allow: spec.method });
     const declared = Number(req.headers['content-length'] ?? 0);

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -108,7 +109,7 @@ test('run-enclave.sh is valid bash, executable, never uses --debug-mode, and exi
   assert.equal(run.status, 1, run.stderr);
   assert.match(run.stderr, /no longer running/);
   const calls = readFileSync(join(dir, 'calls'), 'utf8');
-  assert.match(calls, /^run-enclave --enclave-name dip-enclave --eif-path \/opt\/dip\/build\/dip-enclave\.eif --cpu-count 2 --memory 1024 --enclave-cid 16$/m);
+  assert.match(calls, /^run-enclave --enclave-name dip-enclave --eif-path \/opt\/dip\/build\/eif\/dip-enclave\.eif --cpu-count 2 --memory 1024 --enclave-cid 16$/m);
 });
 
 test("the Makefile's Nitro targets exist and print their commands with make -n", () => {
@@ -148,4 +149,75 @@ test('Dockerfile.enclave: pinned bases, lockfile install, FROM scratch, explicit
   const ignore = read('.dockerignore').split('\n').filter((l) => l && !l.startsWith('#'));
   assert.equal(ignore[0], '*');
   assert.ok(existsSync(join(ROOT, 'enclave/issuers/srt-issuer.jwks.json')), 'the SRT issuer JWKS is a file in enclave/');
+});
+
+/** A directory holding one executable stand-in `name` whose body is `script` (POSIX sh). */
+function fakeTool(t: { after: (fn: () => void) => void }, name: string, script: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `dip-fake-${name}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, name), `#!/bin/sh\n${script}\n`, { mode: 0o755 });
+  return dir;
+}
+
+test('run-enclave.sh keeps polling, never replacing the enclave, while describe-enclaves fails or is unparsable', (t) => {
+  // Poll 1 and 2: nitro-cli fails; 3: prints garbage; 4: the enclave runs; 5: a JSON object, not
+  // a list; 6: the enclave is gone. Only the last may end the script.
+  const dir = fakeTool(t, 'nitro-cli', [
+    'echo "$@" >> "$(dirname "$0")/calls"',
+    '[ "$1" = describe-enclaves ] || exit 0',
+    'n=$(cat "$(dirname "$0")/n" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "$(dirname "$0")/n"',
+    'case $n in 1|2) echo "E44 socket error" >&2; exit 1 ;; 3) echo "not json"; exit 0 ;;',
+    '  4) echo \'[{"EnclaveName":"dip-enclave","State":"RUNNING"}]\' ;; 5) echo \'{"error":1}\' ;; *) echo "[]" ;; esac',
+  ].join('\n'));
+  const run = spawnSync('bash', [join(ROOT, 'deploy/run-enclave.sh')], {
+    env: { ...env('deploy/enclave.env'), PATH: process.env['PATH'] ?? '', NITRO_CLI: join(dir, 'nitro-cli'), POLL_SECONDS: '0' },
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 1, `exits only when the enclave is gone: ${run.stderr}`);
+  const calls = readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n').map((line) => line.split(' ')[0]);
+  assert.deepEqual(calls, ['terminate-enclave', 'run-enclave', ...Array(6).fill('describe-enclaves')], 'six polls, and no terminate after the start');
+  const warnings = run.stderr.split('\n').filter((line) => line.includes('failed or was unreadable'));
+  assert.equal(warnings.length, 2, `one warning per spell of failures: ${run.stderr}`);
+  assert.match(run.stderr, /enclave dip-enclave is no longer running/, 'the real end is named');
+});
+
+test('the journald drop-in keeps request times off the disk by default: volatile, at most a day', () => {
+  const journal = parseUnit(read('deploy/journald.conf.d/dip.conf')).get('Journal')!;
+  assert.equal(journal.get('Storage')?.[0], 'volatile', 'nothing is written to /var/log/journal');
+  const seconds = (span: string): number => {
+    const m = /^(\d+)(s|min|h|day)$/.exec(span);
+    assert.ok(m, `a time span journald reads: ${span}`);
+    return Number(m[1]) * { s: 1, min: 60, h: 3600, day: 86_400 }[m[2] as 's' | 'min' | 'h' | 'day'];
+  };
+  const retention = seconds(journal.get('MaxRetentionSec')![0]!);
+  assert.ok(retention <= 86_400, `retention ${retention} s is at most a day`);
+  assert.ok(seconds(journal.get('MaxFileSec')![0]!) <= retention, 'files rotate at least as often as they expire');
+  const ops = read('docs/operations.md');
+  assert.match(ops, /Storage=persistent/, 'docs/operations.md says how to opt into persistence');
+  assert.match(ops, /MaxRetentionSec=6h/, 'docs/operations.md names the default retention');
+});
+
+test('make pin-images prints ref@digest from docker, and fails naming the image when docker gives no digest', (t) => {
+  const pin = (script: string): ReturnType<typeof spawnSync> => {
+    const dir = fakeTool(t, 'docker', script);
+    return spawnSync('make', ['--no-print-directory', 'pin-images'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env['PATH']}` } });
+  };
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  const ok = pin(`echo '"${digest}"'`);
+  assert.equal(ok.status, 0, `a digest for every image: ${ok.stderr}`);
+  assert.match(String(ok.stdout), new RegExp(`^docker\\.io/library/node:[^@\\s]+@${digest}$`, 'm'), 'the node base image with its digest');
+  const failing = pin('echo "ERROR: unauthorized" >&2; exit 1');
+  assert.notEqual(failing.status, 0, 'a failing docker fails the target');
+  assert.match(String(failing.stderr), /pin-images: no digest for docker\.io\/library\/node:/, 'the image is named');
+  const empty = pin('exit 0');
+  assert.notEqual(empty.status, 0, 'an empty answer is no digest');
+});
+
+test('make describe-eif depends on deps and names the EIF path it tried when the file is missing', () => {
+  // -o keeps make from running npm ci on the shared install: only the rule is under test.
+  const dry = execFileSync('make', ['-n', '--no-print-directory', '-o', 'node_modules/.installed', 'describe-eif', 'EIF=x.eif'], { cwd: ROOT, encoding: 'utf8' });
+  assert.match(dry, /ensure-system-deps\.sh/, 'deps runs first');
+  const missing = spawnSync('make', ['--no-print-directory', '-o', 'node_modules/.installed', '-o', 'system-deps', 'describe-eif', 'EIF=build/none/missing.eif'], { cwd: ROOT, encoding: 'utf8' });
+  assert.notEqual(missing.status, 0, 'a missing EIF fails');
+  assert.match(missing.stderr, /describe-eif: no EIF at build\/none\/missing\.eif/, 'the path tried is named');
 });

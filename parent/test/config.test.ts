@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, OPTIONS, envName, isLoopbackHost, parseConfig, usage } from '../config.js';
+import { ConfigError, MAX_BODY_LIMIT, OPTIONS, envName, isLoopbackHost, parseConfig, usage } from '../config.js';
 
 const base = ['--enclave', 'unix:/run/dip/enclave.sock'];
 
@@ -66,7 +66,7 @@ test('bad values name the setting and are refused', () => {
   refuses([...base, '--listen', '::1:8080'], {}, /brackets/);
   refuses([...base, '--listen', ':8080'], {}, /HOST:PORT/);
   refuses([...base, '--listen', '127.0.0.1:65536'], {}, /HOST:PORT/);
-  refuses([...base, '--body-limit', '100'], {}, /--body-limit must be an integer in 256\.\.65536/);
+  refuses([...base, '--body-limit', '100'], {}, /--body-limit must be an integer in 256\.\.65472/);
   refuses([...base, '--body-limit', '70000'], {}, /--body-limit/);
   refuses([...base, '--pool-size', '1.5'], {}, /--pool-size/);
   refuses([...base, '--queue-limit', '-1'], {}, /--queue-limit/);
@@ -88,4 +88,19 @@ test('--help returns null and usage lists every option with its variable and def
     assert.ok(text.includes(envName(option)), option.flag);
   }
   assert.match(text, /--body-limit VALUE.*\(default 16384\)/);
+});
+
+test('--metrics-listen and DIP_PARENT_METRICS_LISTEN move /metrics to their own address; off by default', () => {
+  assert.equal(parseConfig(base, {})!.metricsListen, null, 'by default /metrics stays on --listen');
+  assert.deepEqual(parseConfig([...base, '--metrics-listen', '127.0.0.1:9100'], {})!.metricsListen, { host: '127.0.0.1', port: 9100 }, 'flag');
+  assert.deepEqual(parseConfig(base, { DIP_PARENT_METRICS_LISTEN: '[::1]:9100' })!.metricsListen, { host: '::1', port: 9100 }, 'environment');
+  refuses([...base, '--metrics-listen', '9100'], {}, /^--metrics-listen must be HOST:PORT/);
+  refuses([...base, '--metrics-listen', '127.0.0.1:8080'], {}, /--metrics-listen must differ from --listen/);
+});
+
+test('--body-limit stops where the largest body still fits one 65536-byte frame (65472)', () => {
+  assert.equal(MAX_BODY_LIMIT, 65472, 'the documented maximum');
+  assert.equal(parseConfig([...base, '--body-limit', '65472'], {})!.bodyLimit, 65472, 'the maximum is accepted');
+  refuses([...base, '--body-limit', '65473'], {}, /--body-limit must be an integer in 256\.\.65472/);
+  refuses([...base, '--body-limit', '65536'], {}, /--body-limit must be an integer in 256\.\.65472/);
 });

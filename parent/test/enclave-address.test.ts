@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatEnclaveAddress, openEnclaveDialer, parseEnclaveAddress } from '../enclave-address.js';
+import { BridgeStartError, formatEnclaveAddress, openEnclaveDialer, parseEnclaveAddress } from '../enclave-address.js';
 import { waitFor } from './helpers.js';
 
 const hasSocat = spawnSync('socat', ['-V'], { stdio: 'ignore' }).status === 0;
@@ -94,12 +94,24 @@ test('the vsock bridge refuses a temporary directory whose path socat cannot par
   await assert.rejects(openEnclaveDialer({ kind: 'vsock', cid: 3, port: 1 }), TypeError);
 });
 
-test('a bridge whose socat cannot start keeps retrying and close() stops it', async () => {
+test('a bridge whose socat cannot be started at all is refused with BridgeStartError, and no restart follows', async () => {
   const restarts: Array<number | null> = [];
-  const dialer = await openEnclaveDialer({ kind: 'vsock', cid: 3, port: 1 }, { socat: '/nonexistent/socat', readyTimeoutMs: 100, onRestart: (c) => restarts.push(c) });
+  await assert.rejects(
+    openEnclaveDialer({ kind: 'vsock', cid: 3, port: 1 }, { socat: '/nonexistent/socat', readyTimeoutMs: 100, onRestart: (c) => restarts.push(c) }),
+    (e: unknown) => e instanceof BridgeStartError,
+    'a missing socat is a startup error',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(restarts, [], 'nothing keeps retrying');
+});
+
+test('a bridge whose socat starts and exits keeps restarting, and close() stops it', async () => {
+  const restarts: Array<number | null> = [];
+  const dialer = await openEnclaveDialer({ kind: 'vsock', cid: 3, port: 1 }, { socat: '/bin/false', readyTimeoutMs: 100, onRestart: (c) => restarts.push(c) });
   await waitFor(() => restarts.length >= 2, 10_000, 'restarts');
   await dialer.close();
   const seen = restarts.length;
   await new Promise((resolve) => setTimeout(resolve, 600));
-  assert.equal(restarts.length, seen);
+  assert.equal(restarts.length, seen, 'no restart after close()');
+  assert.equal(restarts[0], 1, 'the exit code is reported');
 });
