@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { encodeBase64url } from '../../protocol/base64url.js';
 import { encodeFrame } from '../../protocol/frame.js';
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from '../../protocol/limits.js';
 import { encodeRequest, type EnclaveRequest } from '../../protocol/messages.js';
@@ -37,24 +38,26 @@ test('every route in the table is served with its method and 405 with another', 
   }
 });
 
-test('the largest body --body-limit allows, almost all ip text, fits one frame with the largest id and op', async (t) => {
-  const skeleton = JSON.stringify({ ip: '', request: 'AA' });
-  const body = JSON.stringify({ ip: 'x'.repeat(MAX_BODY_LIMIT - skeleton.length), request: 'AA' });
-  assert.equal(Buffer.byteLength(body), MAX_BODY_LIMIT, 'the body is exactly at the limit');
-  const { ip } = JSON.parse(body) as { ip: string };
-  const frame = encodeFrame(encodeRequest({ id: Number.MAX_SAFE_INTEGER, op: 'refresh', body: { ip, request: new Uint8Array([0]) } } as EnclaveRequest));
+test('the largest body --body-limit allows, with the longest canonical IP, fits one frame with the largest id and op', async (t) => {
+  const ip = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'; // 39 characters, the longest canonical IP
+  const skeleton = JSON.stringify({ ip, request: '' });
+  // base64url without padding: 4 characters for every 3 bytes, so fill the rest of the body exactly.
+  const chars = MAX_BODY_LIMIT - skeleton.length;
+  const request = new Uint8Array(Math.floor((chars * 3) / 4)).map((_, i) => (i === 0 ? 0x02 : i & 0xff));
+  const body = JSON.stringify({ ip, request: encodeBase64url(request) });
+  assert.ok(Buffer.byteLength(body) <= MAX_BODY_LIMIT && Buffer.byteLength(body) >= MAX_BODY_LIMIT - 1, 'the body is at the limit');
+  const frame = encodeFrame(encodeRequest({ id: Number.MAX_SAFE_INTEGER, op: 'refresh', body: { ip, request } } as EnclaveRequest));
   assert.ok(frame.length <= FRAME_HEADER_BYTES + MAX_FRAME_BYTES, `worst-case frame ${frame.length} bytes`);
-  // Through the parent: framed and sent; the (fake) enclave itself refuses an ip that long.
   const h = await startHarness(t, { server: { bodyLimit: MAX_BODY_LIMIT } });
-  const reply = await http(h.port, '/v1/dip/assign', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  assert.equal(reply.status, 400, `the enclave's bad_request, neither 413 nor 500: ${reply.text}`);
+  const reply = await http(h.port, '/v1/dip/refresh', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  assert.equal(reply.status, 200, `framed, sent and answered, neither 413 nor 500: ${reply.text}`);
 });
 
-test('with a body limit past what a frame holds, an assign whose frame would be too large is 413, not 500', async (t) => {
+test('an ip that is no IP is refused by the parent before framing, however large the body limit', async (t) => {
   const h = await startHarness(t, { server: { bodyLimit: 65536 } });
   const body = JSON.stringify({ ip: 'x'.repeat(65536 - 30), request: 'AA' });
   const reply = await http(h.port, '/v1/dip/assign', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  assert.equal(reply.status, 413, `payload_too_large: ${reply.text}`);
-  assert.equal((reply.json as { error: { code: string } }).error.code, 'payload_too_large', 'the SPEC code');
+  assert.equal(reply.status, 400, `bad_request: ${reply.text}`);
+  assert.equal((reply.json as { error: { code: string } }).error.code, 'bad_request', 'the SPEC code');
   assert.equal(h.enclave.requests, 0, 'nothing reached the enclave');
 });
