@@ -165,7 +165,7 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
   let onIdle: (() => void) | null = null;
 
   /** SPEC §6 `GET /v1/enclaves`: the enclave this parent reaches now, or none. */
-  async function reachableEnclaves(): Promise<Array<{ key_id: string; status: 'ok' }>> {
+  async function reachableEnclaves(): Promise<Array<{ key_id: string; status: 'ok' | 'locked' }>> {
     try {
       const health = await enclave.call('health', {});
       return [{ key_id: encodeBase64url(health.key_id), status: health.status }];

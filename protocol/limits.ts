@@ -28,6 +28,15 @@ export const PROTOCOL_VERSION = 1;
 export const SEALED_REQUEST_VERSION = 0x02;
 /** SPEC §3: `key_id` = the first 8 bytes of SHA-256 of the boot key's SPKI. */
 export const KEY_ID_BYTES = 8;
+/** SPEC §3: m_commit = SHA-256("dip m commit v1" || M). */
+export const M_COMMIT_BYTES = 32;
+/** SPEC §3: M is 32 bytes (KMS GenerateDataKey, AES_256). */
+export const MASTER_SECRET_BYTES = 32;
+/** SPEC §3: signing keys change every 30-day epoch, e = floor(unix_seconds / 2592000). */
+export const EPOCH_SECONDS = 2_592_000;
+/** SPEC §3: the enclave's clock may differ from the NSM's attestation timestamps by at most 30 s. */
+export const MAX_CLOCK_DRIFT_MS = 30_000;
+
 /** SPEC §4: hdr = version(1) || key_id(8) || kem_id(2) || kdf_id(2) || aead_id(2) || op(1). */
 export const SEALED_REQUEST_HEADER_BYTES = 16;
 /** SPEC §4: a request shorter than hdr || enc (65) || tag (16) is `bad_request`. */

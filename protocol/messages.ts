@@ -9,9 +9,9 @@
 import { isCborMap, type CborMap, type CborValue } from './cbor.js';
 import { DipError, ERROR_MESSAGES, isErrorCode, type ErrorCode } from './errors.js';
 import { isCanonicalIp } from './ip.js';
-import { KEY_ID_BYTES, MAX_FRAME_BYTES, MAX_NONCE_BYTES, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './limits.js';
+import { KEY_ID_BYTES, M_COMMIT_BYTES, MAX_FRAME_BYTES, MAX_NONCE_BYTES, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './limits.js';
 
-export const OPS = ['attest', 'jwks', 'assign', 'refresh', 'health'] as const;
+export const OPS = ['attest', 'jwks', 'assign', 'refresh', 'health', 'key_request', 'unlock'] as const;
 export type Op = (typeof OPS)[number];
 
 export interface RequestBodies {
@@ -20,6 +20,8 @@ export interface RequestBodies {
   assign: { ip: string; request: Uint8Array };
   refresh: { ip: string; request: Uint8Array };
   health: Record<string, never>;
+  key_request: Record<string, never>;
+  unlock: { recipient_ciphertext: Uint8Array };
 }
 
 export interface DipResult {
@@ -33,8 +35,10 @@ export interface ResponseBodies {
   jwks: { jwks: Uint8Array };
   assign: DipResult;
   refresh: DipResult;
-  /** `m_commit` joins with key custody (SPEC §3); until then the enclave is always "ok". */
-  health: { status: 'ok'; version: string; key_id: Uint8Array };
+  /** SPEC §3: `m_commit` is there exactly when the enclave holds M ("ok"), absent while "locked". */
+  health: { status: 'ok'; version: string; key_id: Uint8Array; m_commit: Uint8Array } | { status: 'locked'; version: string; key_id: Uint8Array };
+  key_request: { document: Uint8Array };
+  unlock: { status: 'ok'; epoch: number; m_commit: Uint8Array };
 }
 
 export type EnclaveRequest = { [K in Op]: { id: number; op: K; body: RequestBodies[K] } }[Op];
@@ -93,8 +97,13 @@ function parseBody(op: Op, body: CborMap): RequestBodies[Op] | null {
       if (!bytesIn(request, 1, MAX_FRAME_BYTES)) return null;
       return { ip, request };
     }
+    case 'unlock': {
+      const ciphertext = body.get('recipient_ciphertext');
+      return hasExactKeys(body, ['recipient_ciphertext']) && bytesIn(ciphertext, 1, MAX_FRAME_BYTES) ? { recipient_ciphertext: ciphertext } : null;
+    }
     case 'jwks':
     case 'health':
+    case 'key_request':
       return body.size === 0 ? {} : null;
   }
 }
@@ -180,8 +189,22 @@ function parseOkBody(op: Op, body: CborMap): ResponseBodies[Op] | null {
       const status = body.get('status');
       const version = body.get('version');
       const keyId = body.get('key_id');
-      if (!hasExactKeys(body, ['status', 'version', 'key_id']) || status !== 'ok' || typeof version !== 'string') return null;
-      return bytesIn(keyId, KEY_ID_BYTES, KEY_ID_BYTES) ? { status, version, key_id: keyId } : null;
+      if (typeof version !== 'string' || !bytesIn(keyId, KEY_ID_BYTES, KEY_ID_BYTES)) return null;
+      if (status === 'locked') return hasExactKeys(body, ['status', 'version', 'key_id']) ? { status, version, key_id: keyId } : null;
+      const mCommit = body.get('m_commit');
+      if (status !== 'ok' || !hasExactKeys(body, ['status', 'version', 'key_id', 'm_commit'])) return null;
+      return bytesIn(mCommit, M_COMMIT_BYTES, M_COMMIT_BYTES) ? { status, version, key_id: keyId, m_commit: mCommit } : null;
+    }
+    case 'key_request': {
+      const document = body.get('document');
+      return hasExactKeys(body, ['document']) && bytesIn(document, 1, MAX_FRAME_BYTES) ? { document } : null;
+    }
+    case 'unlock': {
+      const status = body.get('status');
+      const epoch = body.get('epoch');
+      const mCommit = body.get('m_commit');
+      if (!hasExactKeys(body, ['status', 'epoch', 'm_commit']) || status !== 'ok' || !isUint(epoch)) return null;
+      return bytesIn(mCommit, M_COMMIT_BYTES, M_COMMIT_BYTES) ? { status, epoch, m_commit: mCommit } : null;
     }
   }
 }

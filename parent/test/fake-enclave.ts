@@ -18,6 +18,7 @@ export type FakeHandler = (request: EnclaveRequest) => FakeAnswer | Promise<Fake
 export const FAKE_JWKS = Buffer.from('{"keys":[{"kty":"EC","crv":"P-256","x":"fake","y":"fake","kid":"k1"}]}');
 
 export const FAKE_KEY_ID = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8);
+export const FAKE_M_COMMIT = new Uint8Array(32).fill(0x4d);
 
 /** Answers like an enclave would, from the request alone (assign and refresh echo the ip they were given). */
 export const defaultHandler: FakeHandler = (request) => {
@@ -31,7 +32,11 @@ export const defaultHandler: FakeHandler = (request) => {
     case 'refresh':
       return { body: { ip: request.body.ip, reservedUntil: 1_900_000_001, response: new Uint8Array(request.body.request).reverse() } };
     case 'health':
-      return { body: { status: 'ok', version: 'fake-1', key_id: new Uint8Array(FAKE_KEY_ID) } };
+      return { body: { status: 'ok', version: 'fake-1', key_id: new Uint8Array(FAKE_KEY_ID), m_commit: new Uint8Array(FAKE_M_COMMIT) } };
+    case 'key_request':
+      return { body: { document: new Uint8Array([0xd2, 0x80]) } };
+    case 'unlock':
+      return { body: { status: 'ok', epoch: 694, m_commit: new Uint8Array(FAKE_M_COMMIT) } };
   }
 };
 

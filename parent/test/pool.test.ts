@@ -68,8 +68,8 @@ test('pipelined requests answered out of order are each matched to their own res
 test('a response whose id has no pending request is dropped and counted', async (t) => {
   const { enclave, pool, seen } = await setup(t, { size: 1 });
   enclave.handler = (request) => {
-    const stray = encodeFrame({ v: 1, id: request.id + 1000, ok: true, body: { status: 'ok', version: 'x', key_id: new Uint8Array(8) } });
-    const real = encodeFrame({ v: 1, id: request.id, ok: true, body: { status: 'ok', version: 'real', key_id: new Uint8Array(8) } });
+    const stray = encodeFrame({ v: 1, id: request.id + 1000, ok: true, body: { status: 'ok', version: 'x', key_id: new Uint8Array(8), m_commit: new Uint8Array(32) } });
+    const real = encodeFrame({ v: 1, id: request.id, ok: true, body: { status: 'ok', version: 'real', key_id: new Uint8Array(8), m_commit: new Uint8Array(32) } });
     return { raw: new Uint8Array([...stray, ...real]) };
   };
   const health = await pool.call('health', {});

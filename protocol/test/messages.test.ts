@@ -85,6 +85,17 @@ test('assign needs a canonical IP and a non-empty sealed request, and nothing el
   for (const body of bad) expectRequestError({ v: 1, id: 3, op: 'assign', body }, 'bad_request', 3, false);
 });
 
+test('key_request takes an empty body; unlock exactly a non-empty recipient_ciphertext', () => {
+  assert.deepEqual(parseRequest(wire({ v: 1, id: 9, op: 'key_request', body: {} })), { id: 9, op: 'key_request', body: {} }, 'key_request');
+  expectRequestError({ v: 1, id: 9, op: 'key_request', body: { x: 1 } }, 'bad_request', 9, false);
+  const ciphertext = new Uint8Array([1, 2, 3]);
+  assert.deepEqual(parseRequest(wire({ v: 1, id: 9, op: 'unlock', body: { recipient_ciphertext: ciphertext } })), { id: 9, op: 'unlock', body: { recipient_ciphertext: ciphertext } }, 'unlock');
+  expectRequestError({ v: 1, id: 9, op: 'unlock', body: { recipient_ciphertext: new Uint8Array(0) } }, 'bad_request', 9, false);
+  expectRequestError({ v: 1, id: 9, op: 'unlock', body: { recipient_ciphertext: 'AQID' } }, 'bad_request', 9, false);
+  expectRequestError({ v: 1, id: 9, op: 'unlock', body: { recipient_ciphertext: ciphertext, m: ciphertext } }, 'bad_request', 9, false);
+  expectRequestError({ v: 1, id: 9, op: 'unlock', body: {} }, 'bad_request', 9, false);
+});
+
 test('refresh needs exactly a canonical clear IP and a sealed request; jwks and health take an empty body', () => {
   assert.equal(parseRequest(wire({ v: 1, id: 4, op: 'refresh', body: { request: new Uint8Array(1), ip: '192.0.2.1' } })).op, 'refresh', 'ip and request');
   expectRequestError({ v: 1, id: 4, op: 'refresh', body: { request: new Uint8Array(1) } }, 'bad_request', 4, false);
@@ -136,11 +147,28 @@ test('ok bodies are checked against the op they answer', () => {
   assert.equal(parseResponseBody('attest', body({ document: one })), null, 'attest without the JWKS it binds');
   assert.equal(parseResponseBody('attest', body({ document: one, jwks: new Uint8Array(0) })), null, 'attest with an empty JWKS');
   assert.deepEqual(parseResponseBody('jwks', body({ jwks: one })), { jwks: one });
-  assert.deepEqual(parseResponseBody('health', body({ status: 'ok', version: '1', key_id: keyId })), { status: 'ok', version: '1', key_id: keyId }, 'health with key_id');
-  assert.equal(parseResponseBody('health', body({ status: 'ok', version: '1' })), null, 'health without key_id');
+  const mCommit = new Uint8Array(32).fill(4);
+  assert.deepEqual(
+    parseResponseBody('health', body({ status: 'ok', version: '1', key_id: keyId, m_commit: mCommit })),
+    { status: 'ok', version: '1', key_id: keyId, m_commit: mCommit },
+    'health ok carries key_id and m_commit',
+  );
+  assert.deepEqual(parseResponseBody('health', body({ status: 'locked', version: '1', key_id: keyId })), { status: 'locked', version: '1', key_id: keyId }, 'health locked carries no m_commit');
+  assert.equal(parseResponseBody('health', body({ status: 'locked', version: '1', key_id: keyId, m_commit: mCommit })), null, 'locked with an m_commit');
+  assert.equal(parseResponseBody('health', body({ status: 'ok', version: '1', key_id: keyId })), null, 'ok without m_commit');
+  assert.equal(parseResponseBody('health', body({ status: 'ok', version: '1', m_commit: mCommit })), null, 'health without key_id');
   for (const length of [7, 9]) {
-    assert.equal(parseResponseBody('health', body({ status: 'ok', version: '1', key_id: new Uint8Array(length) })), null, `a ${length}-byte key_id`);
+    assert.equal(parseResponseBody('health', body({ status: 'ok', version: '1', key_id: new Uint8Array(length), m_commit: mCommit })), null, `a ${length}-byte key_id`);
   }
+  for (const length of [31, 33]) {
+    assert.equal(parseResponseBody('health', body({ status: 'ok', version: '1', key_id: keyId, m_commit: new Uint8Array(length) })), null, `a ${length}-byte m_commit`);
+    assert.equal(parseResponseBody('unlock', body({ status: 'ok', epoch: 1, m_commit: new Uint8Array(length) })), null, `unlock with a ${length}-byte m_commit`);
+  }
+  assert.deepEqual(parseResponseBody('key_request', body({ document: one })), { document: one }, 'key_request: a document');
+  assert.equal(parseResponseBody('key_request', body({ document: one, jwks: one })), null, 'key_request: nothing else');
+  assert.deepEqual(parseResponseBody('unlock', body({ status: 'ok', epoch: 694, m_commit: mCommit })), { status: 'ok', epoch: 694, m_commit: mCommit }, 'unlock: status, epoch, m_commit');
+  assert.equal(parseResponseBody('unlock', body({ status: 'ok', epoch: -1, m_commit: mCommit })), null, 'unlock: a negative epoch');
+  assert.equal(parseResponseBody('unlock', body({ status: 'locked', epoch: 1, m_commit: mCommit })), null, 'unlock: only ok');
   assert.equal(parseResponseBody('attest', body({ document: new Uint8Array(0), jwks: one })), null);
   assert.equal(parseResponseBody('jwks', body({ jwks: '{}' })), null);
   assert.equal(parseResponseBody('health', body({ status: 'down', version: '1', key_id: keyId })), null);
