@@ -103,10 +103,11 @@ function verifiesWith(key: KeyObject, data: Uint8Array, signature: Uint8Array, e
 /**
  * SPEC §7 step 3: the chain [root = pinned, intermediates…, leaf]. Each certificate is issued by
  * the previous one (name and ECDSA-SHA384 signature with a P-384 key); every issuer is a CA with
- * keyCertSign whose pathLen admits the CAs below it; the leaf has digitalSignature.
+ * keyCertSign whose pathLen admits the CAs below it; the leaf has digitalSignature; every
+ * certificate is valid at each of `times` (RFC 5280 §4.1.2.5: notBefore and notAfter included).
  * Returns the leaf key.
  */
-function verifyChain(certs: readonly Certificate[], at: number): KeyObject {
+function verifyChain(certs: readonly Certificate[], times: readonly number[]): KeyObject {
   const issuerCount = certs.length - 1;
   const keys: KeyObject[] = [];
   for (let i = 0; i < certs.length; i++) {
@@ -134,7 +135,9 @@ function verifyChain(certs: readonly Certificate[], at: number): KeyObject {
     }
   }
   for (const cert of certs) {
-    if (at < cert.notBefore || at > cert.notAfter) throw new AttestationError('certificate_expired');
+    for (const at of times) {
+      if (at < cert.notBefore || at > cert.notAfter) throw new AttestationError('certificate_expired');
+    }
   }
   return keys[issuerCount]!;
 }
@@ -167,7 +170,9 @@ export function verifyAttestation(document: Uint8Array, options: VerifyAttestati
     throw new AttestationError('chain_root_mismatch');
   }
   const certs = [...payload.cabundle, payload.certificate].map(parseChainCertificate);
-  const leafKey = verifyChain(certs, at);
+  // Valid now, and valid when the document says it was made: a leaf that had expired (or was
+  // not yet valid) at the document's timestamp could not have signed it honestly.
+  const leafKey = verifyChain(certs, [at, payload.timestamp]);
 
   // Step 4: ES384 over the Sig_structure, r‖s. High-S values are valid ECDSA and occur in real
   // documents; OpenSSL accepts them, as it must here.

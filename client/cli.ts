@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { ATTESTATION_ERROR_MESSAGES, AttestationError, decodeUserData } from '../protocol/attestation-document.js';
 import { decodeBase64url } from '../protocol/base64url.js';
 import { isCanonicalIp } from '../protocol/ip.js';
+import { isSubscriptionId } from '../protocol/text.js';
 import { AWS_NITRO_ROOT_G1_SHA256, PcrMismatchError, verifyAttestation, type VerifiedAttestation } from './attestation.js';
 import { decodeBackupText, encodeBackupText, generateAccessCode, openBackup, sealBackup } from './backup.js';
 import { ClientError } from './errors.js';
@@ -647,7 +648,7 @@ the IP claim equal to --ip. Exit 1 with dat_invalid or ip_unexpected when a chec
       const did = integer(required(ctx.values, 'did'), 'did', 0);
       const ttlText = str(ctx.values, 'ttl');
       const ttl = ttlText === undefined ? 86_400 : integer(ttlText, 'ttl', 1);
-      if (sub.length > 256) throw new UsageError('--sub must be 1..256 characters');
+      if (!isSubscriptionId(sub)) throw new UsageError('--sub must be 1..256 characters (code points) of well-formed text');
       if (ttl > 259_200) throw new UsageError('--ttl must be at most 259200 (72 hours)');
       const devDir = resolve(ctx.io.cwd, str(ctx.values, 'dev-dir') ?? '.dev');
       let issuer;

@@ -4,7 +4,8 @@
 
 import { SignJWT, calculateJwkThumbprint, createLocalJWKSet, decodeJwt, decodeProtectedHeader, importJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { isCanonicalIp } from '../protocol/ip.js';
-import { CLOCK_SKEW_SECONDS, DAT_LIFETIME_SECONDS, DRT_LIFETIME_SECONDS, MAX_SRT_LIFETIME_SECONDS, MAX_SUBSCRIPTION_ID_CHARS } from '../protocol/limits.js';
+import { CLOCK_SKEW_SECONDS, DAT_LIFETIME_SECONDS, DRT_LIFETIME_SECONDS, MAX_SRT_LIFETIME_SECONDS } from '../protocol/limits.js';
+import { isSubscriptionId } from '../protocol/text.js';
 import { ClientError } from './errors.js';
 
 export const DIP_ENTITLEMENT = 'xv.vpn.dip';
@@ -41,10 +42,6 @@ function isTime(value: unknown): value is number {
 
 function isDid(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function isSubscriptionId(value: unknown): value is string {
-  return typeof value === 'string' && value.length >= 1 && value.length <= MAX_SUBSCRIPTION_ID_CHARS;
 }
 
 function detailsIp(payload: JWTPayload): string | null {

@@ -2,6 +2,7 @@
 // production, the emulator with --dev), makes the boot key and the service, and serves the wire
 // protocol on --listen until SIGTERM or SIGINT.
 // Run: node --import tsx enclave/main.ts --listen unix:PATH|tcp:HOST:PORT [--vsock PORT] [--dev DIR]
+//      [--idle-timeout-ms N] [--frame-timeout-ms N] [--max-connections N]
 
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
@@ -15,7 +16,7 @@ import { createEnclaveService } from './core/service.js';
 import { parseListenAddress, type ListenAddress } from './io/address.js';
 import { bridgeVsockToServer, takeVsockFlag, type Bridge } from './io/bridge.js';
 import { createLogger, safeAddress, safeVersion, STARTUP_FAILURES, type Logger, type Mode, type StartupFailure, type StopSignal } from './io/log.js';
-import { startServer } from './io/server.js';
+import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, startServer } from './io/server.js';
 // The production issuer trust is imported, not read at run time, so that it is inside the
 // bundle and measured into PCR2 with the code (SPEC §2, enclave/issuers/README.md).
 import issuerConfigJson from './issuers/config.json' with { type: 'json' };
@@ -47,6 +48,12 @@ const USAGE = `usage: node --import tsx enclave/main.ts --listen ADDRESS [--vsoc
   --dev DIR         development mode: the NSM emulator instead of /dev/nsm, trusting the SRT
                     issuer in DIR/srt-issuer.json (created when missing) and writing the
                     emulator's root certificate to DIR/nsm-root.pem. Refused by production builds.
+  --idle-timeout-ms N   close a connection idle (nothing in flight or unsent) for N ms
+                        (default ${DEFAULT_IDLE_TIMEOUT_MS})
+  --frame-timeout-ms N  close a connection whose frame is not whole N ms after its first
+                        byte (default ${DEFAULT_FRAME_TIMEOUT_MS})
+  --max-connections N   at most N connections; a new one past it evicts the longest-idle
+                        (default ${DEFAULT_MAX_CONNECTIONS}; keep it below the file descriptor limit)
   -h, --help        this text
 `;
 
@@ -60,6 +67,24 @@ interface Config {
   listen: ListenAddress;
   /** The development state directory, or null in production mode. */
   devDir: string | null;
+  idleTimeoutMs: number;
+  frameTimeoutMs: number;
+  maxConnections: number;
+}
+
+// Upper bounds only catch typos (a day; more connections than any fd limit allows).
+const COUNT_FLAGS = {
+  'idle-timeout-ms': { fallback: DEFAULT_IDLE_TIMEOUT_MS, max: 86_400_000 },
+  'frame-timeout-ms': { fallback: DEFAULT_FRAME_TIMEOUT_MS, max: 86_400_000 },
+  'max-connections': { fallback: DEFAULT_MAX_CONNECTIONS, max: 1_048_576 },
+} as const;
+
+function readCount(text: string | undefined, flag: keyof typeof COUNT_FLAGS): number {
+  const { fallback, max } = COUNT_FLAGS[flag];
+  if (text === undefined) return fallback;
+  const value = /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : NaN;
+  if (!(value <= max)) throw new StartupError('usage');
+  return value;
 }
 
 interface Environment {
@@ -70,11 +95,18 @@ interface Environment {
 }
 
 function readConfig(argv: string[]): Config | 'help' {
-  let values: { listen?: string; dev?: string; help?: boolean };
+  let values: { listen?: string; dev?: string; help?: boolean } & { [flag in keyof typeof COUNT_FLAGS]?: string };
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { listen: { type: 'string' }, dev: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        listen: { type: 'string' },
+        dev: { type: 'string' },
+        'idle-timeout-ms': { type: 'string' },
+        'frame-timeout-ms': { type: 'string' },
+        'max-connections': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
       allowPositionals: false,
     }));
@@ -89,8 +121,11 @@ function readConfig(argv: string[]): Config | 'help' {
   } catch {
     throw new StartupError('bad_listen_address');
   }
+  const idleTimeoutMs = readCount(values['idle-timeout-ms'], 'idle-timeout-ms');
+  const frameTimeoutMs = readCount(values['frame-timeout-ms'], 'frame-timeout-ms');
+  const maxConnections = readCount(values['max-connections'], 'max-connections');
   if (values.dev !== undefined && PRODUCTION_BUILD) throw new StartupError('dev_refused');
-  return { listen, devDir: values.dev ?? null };
+  return { listen, devDir: values.dev ?? null, idleTimeoutMs, frameTimeoutMs, maxConnections };
 }
 
 /** Writes through a temporary file and a rename, so a reader never sees half a file. */
@@ -220,7 +255,14 @@ async function main(argv: string[]): Promise<void> {
   }).catch((error: unknown) => failStartup(log, error));
   log.event('started', { mode: environment.mode, version: VERSION });
 
-  const server = await startServer({ address: config.listen, handle: service.handle, log }).catch(() =>
+  const server = await startServer({
+    address: config.listen,
+    handle: service.handle,
+    log,
+    idleTimeoutMs: config.idleTimeoutMs,
+    frameTimeoutMs: config.frameTimeoutMs,
+    maxConnections: config.maxConnections,
+  }).catch(() =>
     failStartup(log, new StartupError('listen_failed')),
   );
   log.event('listening', { address: safeAddress(server.address) });

@@ -13,9 +13,10 @@
 
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import { DipError, type ErrorCode } from '../protocol/errors.js';
-import { FrameReader, encodeFrame } from '../protocol/frame.js';
+import { FrameReader, encodeFrame, frameBytes } from '../protocol/frame.js';
 import { encodeRequest, parseResponse, parseResponseBody, type EnclaveRequest, type Op, type RequestBodies, type ResponseBodies } from '../protocol/messages.js';
-import type { CborValue } from '../protocol/cbor.js';
+import { encodeCbor, type CborValue } from '../protocol/cbor.js';
+import { MAX_FRAME_BYTES } from '../protocol/limits.js';
 
 /** Told about pool events, for metrics and logs; none carries request data. */
 export interface PoolObserver {
@@ -254,15 +255,22 @@ export class EnclavePool {
 
   private send(c: Connection, job: Job): void {
     const id = c.nextId++;
-    let frame: Uint8Array;
+    let cbor: Uint8Array;
     try {
-      frame = encodeFrame(encodeRequest({ id, op: job.op, body: job.body } as EnclaveRequest));
+      cbor = encodeCbor(encodeRequest({ id, op: job.op, body: job.body } as EnclaveRequest));
     } catch {
-      // Only a request over the frame limit (SPEC §5) gets here: config keeps every body it
-      // allows below that, so this is a caller that bypassed it; too large, not our failure.
+      // The CBOR writer refuses text that is not well-formed Unicode; the server validates every
+      // field first, so only a caller that bypassed it gets here. Never a frame, never the enclave.
+      this.settle(job, 'bad_request');
+      return;
+    }
+    // Only a request over the frame limit (SPEC §5) gets here: config keeps every body it allows
+    // below that, so this too is a caller that bypassed it; too large, not our failure.
+    if (cbor.length > MAX_FRAME_BYTES) {
       this.settle(job, 'payload_too_large');
       return;
     }
+    const frame = frameBytes(cbor);
     job.connection = c;
     job.id = id;
     c.pending.set(id, job);

@@ -6,6 +6,7 @@
 // (indefinite lengths included, as real AWS attestation documents use them) is accepted.
 
 import { Encoder, type Options } from 'cbor-x';
+import { isWellFormedUnicode } from './text.js';
 
 /** A CBOR tag and its content, kept as-is so that callers can refuse tags they do not expect. */
 export class Tagged {
@@ -57,16 +58,21 @@ const encoder = new Encoder({
 const UINT32_MAX = 0xffff_ffff;
 
 // cbor-x writes integers outside ±2^32 as float64; preferred serialization wants an integer
-// head, which cbor-x writes for bigint. Anything that is not plain data is our own misuse.
+// head, which cbor-x writes for bigint. cbor-x writes a lone surrogate as invalid UTF-8 (a
+// CESU-style `ed a0 80`) that every strict reader, the enclave's included, refuses; callers
+// validate text first, so such a string here is our own misuse, like anything not plain data.
 function normalizeForEncoding(value: unknown, depth: number): unknown {
   if (depth > MAX_DEPTH) throw new TypeError('CBOR value nests too deeply');
   if (typeof value === 'number') {
     if (!Number.isInteger(value)) throw new TypeError('this project writes no floating-point CBOR');
     return value > UINT32_MAX || value < -UINT32_MAX - 1 ? BigInt(value) : value;
   }
+  if (typeof value === 'string') {
+    if (!isWellFormedUnicode(value)) throw new TypeError('CBOR text must be well-formed Unicode');
+    return value;
+  }
   if (
     value === null ||
-    typeof value === 'string' ||
     typeof value === 'boolean' ||
     typeof value === 'bigint' ||
     value instanceof Uint8Array
@@ -82,7 +88,7 @@ function normalizeForEncoding(value: unknown, depth: number): unknown {
   if (typeof value === 'object' && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)) {
     const out = new Map<string, unknown>();
     for (const [k, v] of Object.entries(value)) {
-      if (v !== undefined) out.set(k, normalizeForEncoding(v, depth + 1));
+      if (v !== undefined) out.set(normalizeForEncoding(k, depth + 1) as string, normalizeForEncoding(v, depth + 1));
     }
     return out;
   }

@@ -285,6 +285,42 @@ test('an expired intermediate makes the document invalid', () => {
   );
 });
 
+// SPEC §7 step 3: every certificate must be valid at the verification time `at` AND at the
+// document's `timestamp`. The certificate under test is valid for [NOT_BEFORE, NOT_AFTER]; the
+// others are valid well around both; every case stays within the freshness rules (age ≤ 5 min,
+// at most 60 s in the future), so only validity decides.
+const NOT_BEFORE = AT - 1800_000;
+const NOT_AFTER = AT + 1800_000;
+const S = 1000;
+const validityCases: Array<[string, { timestamp: number; at: number }, 'ok' | 'certificate_expired']> = [
+  ['made and verified at notBefore', { timestamp: NOT_BEFORE, at: NOT_BEFORE }, 'ok'],
+  ['made and verified at notAfter', { timestamp: NOT_AFTER, at: NOT_AFTER }, 'ok'],
+  ['made at notBefore, verified 1 s later', { timestamp: NOT_BEFORE, at: NOT_BEFORE + S }, 'ok'],
+  ['made 1 s before notAfter, verified at notAfter', { timestamp: NOT_AFTER - S, at: NOT_AFTER }, 'ok'],
+  ['made 1 s before notBefore, verified 1 s after it', { timestamp: NOT_BEFORE - S, at: NOT_BEFORE + S }, 'certificate_expired'],
+  ['made 1 s after notAfter, verified 1 s before it', { timestamp: NOT_AFTER + S, at: NOT_AFTER - S }, 'certificate_expired'],
+  ['made 1 s after notBefore, verified 1 s before it', { timestamp: NOT_BEFORE + S, at: NOT_BEFORE - S }, 'certificate_expired'],
+  ['made 1 s before notAfter, verified 1 s after it', { timestamp: NOT_AFTER - S, at: NOT_AFTER + S }, 'certificate_expired'],
+];
+const validityAt = { notBefore: NOT_BEFORE, notAfter: NOT_AFTER };
+const chainPositions: Array<[string, Parameters<typeof buildChain>[1]]> = [
+  ['the root', { root: validityAt }],
+  ['an intermediate', { intermediates: [{ pathLength: 0, keyUsage: CA, ...validityAt }] }],
+  ['the leaf', { leaf: { keyUsage: KEY_USAGE.digitalSignature, ...validityAt } }],
+];
+for (const [position, specs] of chainPositions) {
+  test(`${position} must be valid at the document's timestamp and at verification time, boundaries included`, () => {
+    const chain = buildChain(AT, specs);
+    for (const [what, { timestamp, at }, expected] of validityCases) {
+      const verify = () => verifyAttestation(signDocument(chain, { timestamp }), { root: chain.root, at });
+      if (expected === 'ok') assert.equal(verify().timestamp, timestamp, `${position}: ${what} is accepted`);
+      else {
+        assert.throws(verify, (e: unknown) => e instanceof AttestationError && e.code === expected, `${position}: ${what} is ${expected}`);
+      }
+    }
+  });
+}
+
 test('a certificate in the bundle that is not DER is rejected as chain_invalid', () => {
   const chain = buildChain(AT);
   const document = signDocument(chain, { timestamp: AT, cabundle: [chain.root, new Uint8Array([0x30, 0x00])] });

@@ -162,6 +162,18 @@ describe('DRT reading', () => {
     assert.equal(isDrtShaped('dipb1.AAAA'), false, 'a backup');
   });
 
+  it('a DRT whose sub is 256 emoji (512 UTF-16 units) reads, as the enclave accepts it (SPEC §2)', async () => {
+    assert.equal(readDrt(await drt({}, { sub: '😀'.repeat(256) })).sub, '😀'.repeat(256), '256 code points');
+    assert.equal(readDrt(await drt({}, { sub: 'x'.repeat(256) })).sub, 'x'.repeat(256), '256 ASCII');
+  });
+
+  it('a DRT whose sub is empty, 257 code points or has a lone surrogate is drt_unexpected', async () => {
+    for (const sub of ['', 'x'.repeat(257), '😀'.repeat(257), 'sub-\ud800']) {
+      const token = await drt({}, { sub });
+      assert.throws(() => readDrt(token), isCode('drt_unexpected'), `sub of ${sub.length} units`);
+    }
+  });
+
   it('something that is not a JWT is drt_unexpected, and the error never quotes it', () => {
     assert.throws(() => readDrt('secret.token'), (e: unknown) => isCode('drt_unexpected')(e) && !String((e as Error).message).includes('secret'));
   });
@@ -198,6 +210,17 @@ describe('SRT reading and development SRTs', () => {
     assert.throws(() => readSrt('nope'), isCode('token_unreadable'));
     const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'ES256' }).sign(dat.privateKey);
     assert.throws(() => readSrt(noSub), isCode('token_unreadable'));
+  });
+
+  it('sub counts code points: 256 emoji read and mint, 257 do not, nor a lone surrogate (SPEC §2)', async () => {
+    const emoji256 = '😀'.repeat(256);
+    assert.equal(readSrt(await mintDevSrt(issuer, { sub: emoji256, did: 1 })).sub, emoji256, '256 emoji are one valid sub');
+    assert.equal(readSrt(await mintDevSrt(issuer, { sub: 'x'.repeat(256), did: 1 })).sub, 'x'.repeat(256), '256 ASCII');
+    for (const sub of ['x'.repeat(257), '😀'.repeat(257), '\ud800']) {
+      await assert.rejects(mintDevSrt(issuer, { sub, did: 1 }), TypeError, `minting refuses a sub of ${sub.length} units`);
+      const srt = await new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256' }).sign(dat.privateKey);
+      assert.throws(() => readSrt(srt), isCode('token_unreadable'), `reading refuses a sub of ${sub.length} units`);
+    }
   });
 
   it('minting refuses bad sub, did and lifetimes above 72 hours', async () => {

@@ -14,8 +14,8 @@ import {
   DAT_LIFETIME_SECONDS,
   DRT_LIFETIME_SECONDS,
   MAX_SRT_LIFETIME_SECONDS,
-  MAX_SUBSCRIPTION_ID_CHARS,
 } from '../../protocol/limits.js';
+import { isSubscriptionId } from '../../protocol/text.js';
 import { SRT_ALGORITHMS, parseTrustedJwk, type SrtTrust } from './config.js';
 import { importVerificationKey, verificationKeyFrom, verifyCompactJws, type JwsAlgorithm, type VerificationKey } from './jws.js';
 import type { SigningKey } from './keys.js';
@@ -48,14 +48,6 @@ export type SrtVerifier = (srt: string, now: number) => Promise<SrtClaims>;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** SPEC §2: a subscription id is 1..256 characters (code points). */
-export function isSubscriptionId(value: unknown): value is string {
-  if (typeof value !== 'string' || value.length === 0) return false;
-  let count = 0;
-  for (const _ of value) if (++count > MAX_SUBSCRIPTION_ID_CHARS) return false;
-  return true;
 }
 
 /** SPEC §2: the subscription version `did` is an integer ≥ 0. */

@@ -10,10 +10,12 @@ import { formatListenAddress, type ListenAddress } from './address.js';
 export type Mode = 'development' | 'production';
 export type StopSignal = 'SIGTERM' | 'SIGINT';
 export type CrashKind = 'exception' | 'rejection';
+/** Why the server closed a connection that sent nothing wrong (issue #9). */
+export type CloseCause = 'idle_timeout' | 'frame_timeout' | 'evicted' | 'over_capacity';
 
 /** Why startup stopped, each with the one message an operator sees; never library text. */
 export const STARTUP_FAILURES = {
-  usage: 'usage: enclave --listen unix:PATH|tcp:HOST:PORT [--vsock PORT] [--dev DIR]',
+  usage: 'usage: enclave --listen unix:PATH|tcp:HOST:PORT [--vsock PORT] [--dev DIR] [--idle-timeout-ms N] [--frame-timeout-ms N] [--max-connections N]',
   bad_listen_address: 'the --listen address is not unix:PATH or tcp:HOST:PORT',
   dev_refused: 'this is a production build: --dev (the NSM emulator) is refused',
   dev_state_unusable: 'the --dev directory or its srt-issuer.json cannot be read or written, or the file is invalid',
@@ -50,6 +52,11 @@ export interface EventFields {
   request_failed: { op?: Op; code: ErrorCode; ms: number };
   /** A connection sent something that is not the protocol and was closed. */
   connection_rejected: { code: ErrorCode };
+  /**
+   * A connection was closed to free its socket: idle too long, a frame stopped arriving, evicted
+   * for a new one at the connection cap, or a new one refused because all others are busy.
+   */
+  connection_closed: { cause: CloseCause; connections: number };
   /** A connection hit the in-flight cap and stopped being read until requests complete. */
   backpressure: { inFlight: number };
   stopping: { signal: StopSignal; connections: number };
@@ -69,6 +76,7 @@ export interface Logger {
 const MODES: readonly string[] = ['development', 'production'];
 const SIGNALS: readonly string[] = ['SIGTERM', 'SIGINT'];
 const CRASH_KINDS: readonly string[] = ['exception', 'rejection'];
+const CLOSE_CAUSES: readonly string[] = ['idle_timeout', 'frame_timeout', 'evicted', 'over_capacity'];
 const ADDRESS_PATTERN = /^(unix|tcp):[-\w./[\]:]{1,200}$/;
 
 /** Run-time twin of EventFields: what each field name may hold. */
@@ -76,6 +84,7 @@ const FIELD_CHECKS: Readonly<Record<string, (value: unknown) => boolean>> = {
   mode: (v) => typeof v === 'string' && MODES.includes(v),
   signal: (v) => typeof v === 'string' && SIGNALS.includes(v),
   kind: (v) => typeof v === 'string' && CRASH_KINDS.includes(v),
+  cause: (v) => typeof v === 'string' && CLOSE_CAUSES.includes(v),
   version: (v) => typeof v === 'string' && VERSION_PATTERN.test(v),
   address: (v) => typeof v === 'string' && ADDRESS_PATTERN.test(v),
   op: isOp,
@@ -91,7 +100,7 @@ function isCount(value: unknown): boolean {
 }
 
 const EVENTS: ReadonlySet<string> = new Set<LogEvent>([
-  'started', 'listening', 'request_failed', 'connection_rejected', 'backpressure',
+  'started', 'listening', 'request_failed', 'connection_rejected', 'connection_closed', 'backpressure',
   'stopping', 'stopped', 'startup_failed', 'bridge_exited', 'crashed',
 ]);
 

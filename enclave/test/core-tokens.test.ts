@@ -45,7 +45,9 @@ function joseReferenceVerifier(trust: SrtTrust): (srt: string, now: number) => P
       throw new DipError((error as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'srt_expired' : 'srt_invalid');
     }
     const { sub, iat, exp } = payload as { sub: unknown; iat: number; exp: number };
-    if (typeof sub !== 'string' || sub.length === 0 || [...sub].length > 256) throw new DipError('srt_invalid');
+    // Well-formed iff a UTF-8 round trip keeps it: independent of protocol/text.ts.
+    const wellFormed = typeof sub === 'string' && new TextDecoder().decode(new TextEncoder().encode(sub)) === sub;
+    if (typeof sub !== 'string' || sub.length === 0 || [...sub].length > 256 || !wellFormed) throw new DipError('srt_invalid');
     if (iat > now + 60 || exp - iat > 72 * 3600 + 60) throw new DipError('srt_invalid');
     const did = (payload.entitlements as Record<string, { did?: unknown }> | undefined)?.['xv.vpn.dip']?.did;
     if (typeof did !== 'number' || !Number.isSafeInteger(did) || did < 0) throw new DipError('not_entitled');
@@ -186,11 +188,18 @@ describe('SRT verification', () => {
   });
 
   it('requires sub of 1 to 256 characters', async () => {
-    for (const sub of [undefined, '', 'x'.repeat(257), 42]) {
+    for (const sub of [undefined, '', 'x'.repeat(257), '😀'.repeat(257), 42]) {
       await rejectsWith(verifySrt(await mintSrt(es256, { sub }), NOW), 'srt_invalid');
     }
     assert.equal((await verifySrt(await mintSrt(es256, { sub: 'x'.repeat(256) }), NOW)).sub, 'x'.repeat(256));
     assert.equal((await verifySrt(await mintSrt(es256, { sub: '😀'.repeat(256) }), NOW)).sub, '😀'.repeat(256));
+  });
+
+  it('rejects a sub with a lone surrogate, which JSON can carry but CBOR cannot', async () => {
+    // JSON.stringify writes a lone surrogate as the escape \ud800, which JSON.parse restores.
+    for (const sub of ['\ud800', 'sub-\udc00', '😀'.repeat(255) + '\ud83d']) {
+      await rejectsWith(verifySrt(await mintSrt(es256, { sub }), NOW), 'srt_invalid');
+    }
   });
 
   it('requires exp and iat', async () => {
@@ -223,7 +232,7 @@ describe('SRT verification', () => {
           kid: fc.oneof({ arbitrary: fc.constant('own'), weight: 6 }, { arbitrary: fc.constantFrom('other', 'missing', 'number'), weight: 2 }),
           extraHeader: fc.constantFrom<Record<string, unknown>>({}, { typ: 'JWT' }, { cty: 'x' }, { jku: 'https://evil.example' }),
           iss: claim(ISSUER, 'https://evil.example', undefined),
-          sub: claim(SUB, '', 'x'.repeat(257), undefined, 5, null, 'x'.repeat(256)),
+          sub: claim(SUB, '', 'x'.repeat(257), undefined, 5, null, 'x'.repeat(256), '😀'.repeat(256), '\ud800'),
           aud: claim(AUDIENCE, ['x', AUDIENCE], 'other', undefined, ['other']),
           iat: claim(NOW - 600, NOW + 30, NOW + 120, undefined, 'yesterday'),
           exp: claim(3600, -30, -90, -60, 72 * 3600, undefined, 'soon'),
@@ -328,6 +337,7 @@ describe('DRT issuance', () => {
   it('refuses a bad IP (bad_request) and a bad sub or did (our own misuse)', () => {
     assert.throws(() => issueDrt(drtKey, DAT_ISSUER, { sub: SUB, did: DID, ip: '1.2.3' }, NOW), DipError);
     assert.throws(() => issueDrt(drtKey, DAT_ISSUER, { sub: '', did: DID, ip: IP }, NOW), TypeError);
+    assert.throws(() => issueDrt(drtKey, DAT_ISSUER, { sub: 'sub-\ud800', did: DID, ip: IP }, NOW), TypeError);
     assert.throws(() => issueDrt(drtKey, DAT_ISSUER, { sub: SUB, did: -1, ip: IP }, NOW), TypeError);
   });
 });
@@ -337,6 +347,13 @@ describe('DRT verification', () => {
 
   it('accepts a DRT it issued and returns sub, did, ip and exp', () => {
     assert.deepEqual(verifyDrt(drtKey, DAT_ISSUER, good(), NOW + 10), { sub: SUB, did: DID, ip: IP, exp: NOW + 5_184_000 });
+  });
+
+  it('accepts a sub of 256 emoji (512 UTF-16 units) and rejects 257 or a lone surrogate', async () => {
+    const withSub = (sub: string) => signEs256(drtKey.privateKey, drtHeader(drtKey), drtClaims({ sub }));
+    assert.equal(verifyDrt(drtKey, DAT_ISSUER, withSub('😀'.repeat(256)), NOW).sub, '😀'.repeat(256), '256 emoji');
+    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, withSub('😀'.repeat(257)), NOW), 'drt_invalid');
+    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, withSub('sub-\ud800'), NOW), 'drt_invalid');
   });
 
   it('allows 60 s of skew on exp: 30 s ago is accepted, 90 s ago is drt_expired', async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { STARTUP_FAILURES } from '../io/log.js';
-import { within } from '../../test/support/frame-client.js';
+import { connectTo, within } from '../../test/support/frame-client.js';
 import { mintSrt, runEnclaveProcess, sealAssign, spawnEnclave } from '../../test/support/enclave.js';
 import { parseResponseBody } from '../../protocol/messages.js';
 import { decodeAttestationPayload } from '../../protocol/attestation-document.js';
@@ -36,6 +36,9 @@ describe('enclave/main.ts refuses to start', { concurrency: 3 }, () => {
     ['with a positional argument', () => ['--listen', 'tcp:127.0.0.1:0', 'extra'], {}, 'usage', 2],
     ['with an empty --dev', () => ['--listen', 'tcp:127.0.0.1:0', '--dev', ''], {}, 'usage', 2],
     ['with a listen address that is neither unix: nor tcp:', () => ['--listen', 'vsock:5000', '--dev', fresh()], {}, 'bad_listen_address', 2],
+    ['with an --idle-timeout-ms of 0', () => ['--listen', 'tcp:127.0.0.1:0', '--idle-timeout-ms', '0', '--dev', fresh()], {}, 'usage', 2],
+    ['with a --frame-timeout-ms that is not an integer', () => ['--listen', 'tcp:127.0.0.1:0', '--frame-timeout-ms', '1.5', '--dev', fresh()], {}, 'usage', 2],
+    ['with a --max-connections that is not a number', () => ['--listen', 'tcp:127.0.0.1:0', '--max-connections', 'many', '--dev', fresh()], {}, 'usage', 2],
     ['with a --vsock port that is not a u32', () => ['--listen', 'tcp:127.0.0.1:0', '--vsock', 'x', '--dev', fresh()], {}, 'usage', 2],
     ['with --vsock but a TCP --listen address', () => ['--listen', 'tcp:127.0.0.1:0', '--vsock', '5000', '--dev', fresh()], {}, 'listen_failed', 1],
     ['with --dev in a production build', () => ['--listen', 'tcp:127.0.0.1:0', '--dev', fresh()], { DIP_BUILD: 'production' }, 'dev_refused', 1],
@@ -138,6 +141,35 @@ describe('enclave/main.ts lifecycle', () => {
       client.close();
     });
   }
+
+  it('applies --frame-timeout-ms, --idle-timeout-ms and --max-connections to its socket', async () => {
+    const dir = fresh();
+    const path = join(dir, 'enclave.sock');
+    mkdirSync(dir);
+    const run = runEnclaveProcess([
+      '--dev', dir, '--listen', `unix:${path}`, '--frame-timeout-ms', '200', '--idle-timeout-ms', '600000', '--max-connections', '2',
+    ]);
+    after(() => run.child.kill('SIGKILL'));
+    const events = () => run.output().split('\n').filter((l) => l.startsWith('{"time"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const closings = (cause: string) => events().filter((e) => e['event'] === 'connection_closed' && e['cause'] === cause).length;
+    const waitFor = async (condition: () => boolean, what: string) => {
+      for (let i = 0; i < 1200 && !condition(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(condition(), `never happened: ${what}`);
+    };
+    await waitFor(() => events().some((e) => e['event'] === 'listening'), 'the enclave listens');
+    const address = { kind: 'unix', path } as const;
+    const stalled = await connectTo(address);
+    stalled.on('error', () => {});
+    stalled.write(new Uint8Array([0, 0]));
+    await waitFor(() => closings('frame_timeout') === 1, 'the stalled frame is cut by --frame-timeout-ms');
+    const sockets = [await connectTo(address), await connectTo(address), await connectTo(address)];
+    for (const socket of sockets) socket.on('error', () => {});
+    await waitFor(() => closings('evicted') === 1, 'the third connection evicts one under --max-connections 2');
+    assert.equal(closings('idle_timeout'), 0, 'nothing is idle for --idle-timeout-ms yet');
+    for (const socket of sockets) socket.destroy();
+    run.child.kill('SIGTERM');
+    assert.equal((await within(run.exited, 60_000, 'exit after SIGTERM')).code, 0, 'it still stops gracefully');
+  });
 
   it('keeps the development issuer across restarts, and makes a new boot key and emulator root each boot', async () => {
     const dir = fresh();

@@ -71,6 +71,8 @@ describe('enclave logger', () => {
     assert.deepEqual(Object.keys(out).sort(), ['event', 'mode', 'time']);
     assert.ok(!lines[0]!.includes('alice') && !lines[0]!.includes('10.1.2.3') && !lines[0]!.includes('eyJ'));
     assert.deepEqual(sanitize({ version: 'v 1', address: 'http://x', reason: 'toString', signal: 'SIGKILL' }), {});
+    assert.deepEqual(sanitize({ cause: '10.1.2.3 idle', connections: -1 }), {}, 'a close cause outside the closed set is dropped');
+    assert.deepEqual(sanitize({ cause: 'evicted', connections: 3 }), { cause: 'evicted', connections: 3 }, 'a closed-set cause is kept');
   });
 
   it('writes startup failures with the fixed operator message of their reason', () => {

@@ -106,4 +106,8 @@ test('a request whose frame would be 65537 bytes is refused payload_too_large; 6
   assert.equal((await p.call('assign', { ip, request: new Uint8Array(fits) })).ip, ip, 'a frame of exactly 65536 bytes reaches the enclave');
   await assert.rejects(p.call('assign', { ip, request: new Uint8Array(fits + 1) }), (e: unknown) => e instanceof DipError && e.code === 'payload_too_large', 'one byte more is 413');
   assert.equal(enclave.requests, 1, 'the oversized request never reached the enclave');
+  // A caller that bypassed the server's checks with text that is not well-formed Unicode.
+  await assert.rejects(p.call('assign', { ip: '\ud800', request: new Uint8Array(1) }), (e: unknown) => e instanceof DipError && e.code === 'bad_request', 'no frame for a lone surrogate');
+  assert.equal(enclave.requests, 1, 'and it never reached the enclave');
+  assert.equal(p.state.ready, 1, 'the connection stays up');
 });

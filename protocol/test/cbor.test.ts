@@ -42,6 +42,47 @@ test('writing refuses what this project never writes', () => {
   assert.throws(() => encodeCbor(deep), TypeError);
 });
 
+test('writing refuses text that is not well-formed Unicode, as a value or a map key, at any depth', () => {
+  // cbor-x would write '\ud800' as ed a0 80, invalid UTF-8 that the enclave's reader refuses.
+  const loneHigh = '\ud800';
+  const loneLow = 'x\udc00';
+  const cases: Array<[string, unknown]> = [
+    ['a text value', loneHigh],
+    ['an object value', { ip: loneHigh }],
+    ['an object key', { [loneLow]: 1 }],
+    ['a Map key', new Map([[loneLow, 1]])],
+    ['a nested array item', { body: [[1, { sub: loneHigh }]] }],
+    ['a nested object key', { body: { inner: { [loneHigh]: 'ok' } } }],
+    ['a reversed pair', '\ude00\ud83d'],
+  ];
+  for (const [where, value] of cases) {
+    assert.throws(() => encodeCbor(value), TypeError, `lone surrogate in ${where} must be refused`);
+  }
+  assert.equal(hex(encodeCbor('\ud83d\ude00')), '64f09f9880', 'a surrogate pair is one code point, written as 4 UTF-8 bytes');
+});
+
+test('arbitrary strings round-trip exactly when well-formed and are refused when not (property)', () => {
+  // Units mix whole code points with lone surrogates, so both outcomes come up often.
+  const unit = fc.oneof(
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+    fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)),
+  );
+  // The oracle is independent of the writer: a UTF-8 round trip changes only ill-formed text.
+  const wellFormed = (s: string): boolean => new TextDecoder().decode(new TextEncoder().encode(s)) === s;
+  fc.assert(
+    fc.property(fc.string({ unit, maxLength: 12 }), fc.boolean(), (text, asKey) => {
+      const value = asKey ? { [text]: 1 } : { v: text };
+      if (wellFormed(text)) {
+        const back = decodeCbor(encodeCbor(value));
+        assert.deepEqual(back, new Map<string, unknown>([asKey ? [text, 1] : ['v', text]]), 'well-formed text round-trips exactly');
+      } else {
+        assert.throws(() => encodeCbor(value), TypeError, 'ill-formed text is refused');
+      }
+    }),
+    { numRuns: 1000, seed: 9 },
+  );
+});
+
 test('reading accepts indefinite-length strings, arrays and maps (real AWS documents use them)', () => {
   assert.deepEqual(decodeCbor(unhex('5f 42 0102 41 03 ff')), new Uint8Array([1, 2, 3]));
   assert.equal(decodeCbor(unhex('7f 62 6869 61 21 ff')), 'hi!');

@@ -43,7 +43,10 @@ export interface TestChain {
 const HOUR = 3600_000;
 
 /** A chain [root, ...intermediates] + leaf; by default shaped like AWS's and valid around `at`. */
-export function buildChain(at: number, specs?: { intermediates?: CertSpec[]; leaf?: CertSpec }): TestChain {
+export function buildChain(
+  at: number,
+  specs?: { root?: Pick<CertSpec, 'notBefore' | 'notAfter'>; intermediates?: CertSpec[]; leaf?: CertSpec },
+): TestChain {
   const intermediates = specs?.intermediates ?? [
     { pathLength: 2, keyUsage: KEY_USAGE.keyCertSign | KEY_USAGE.cRLSign },
     { pathLength: 1, keyUsage: KEY_USAGE.keyCertSign | KEY_USAGE.cRLSign },
@@ -58,8 +61,8 @@ export function buildChain(at: number, specs?: { intermediates?: CertSpec[]; lea
       issuer: rootName,
       subjectPublicKey: rootKey.spki,
       issuerPublicKey: rootKey.spki,
-      notBefore: at - 1000 * HOUR,
-      notAfter: at + 1000 * HOUR,
+      notBefore: specs?.root?.notBefore ?? at - 1000 * HOUR,
+      notAfter: specs?.root?.notAfter ?? at + 1000 * HOUR,
       pathLength: null,
       keyUsage: KEY_USAGE.keyCertSign | KEY_USAGE.cRLSign,
     },
