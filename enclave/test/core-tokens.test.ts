@@ -161,6 +161,23 @@ describe('SRT verification', () => {
     await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 60 }), NOW), 'srt_expired');
   });
 
+  // SPEC §2, 60 s of skew, at the exact second: these fail if 60 becomes 59 or 61, or a < becomes <=.
+  // exp follows RFC 7519 §4.1.4 as jose does: the token is valid while now - skew < exp.
+  it('accepts an SRT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
+    assert.equal((await verifySrt(await mintSrt(es256, { exp: NOW - 59 }), NOW)).sub, SUB, 'exp = now - 59 is within the skew');
+    await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 60 }), NOW), 'srt_expired');
+  });
+
+  it('accepts an SRT whose nbf is exactly now + 60 s and refuses now + 61 s', async () => {
+    assert.equal((await verifySrt(await mintSrt(es256, { nbf: NOW + 60 }), NOW)).sub, SUB, 'nbf = now + 60 is within the skew');
+    await rejectsWith(verifySrt(await mintSrt(es256, { nbf: NOW + 61 }), NOW), 'srt_invalid');
+  });
+
+  it('accepts an SRT whose iat is exactly now + 60 s and refuses now + 61 s', async () => {
+    assert.equal((await verifySrt(await mintSrt(es256, { iat: NOW + 60 }), NOW)).sub, SUB, 'iat = now + 60 is within the skew');
+    await rejectsWith(verifySrt(await mintSrt(es256, { iat: NOW + 61 }), NOW), 'srt_invalid');
+  });
+
   it('honours nbf with 60 s of skew', async () => {
     assert.equal((await verifySrt(await mintSrt(es256, { nbf: NOW + 30 }), NOW)).sub, SUB);
     await rejectsWith(verifySrt(await mintSrt(es256, { nbf: NOW + 120 }), NOW), 'srt_invalid');
@@ -343,6 +360,12 @@ describe('DRT verification', () => {
     const issuedAt = NOW - 5_184_000;
     assert.equal(verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 30), NOW).sub, SUB);
     await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 90), NOW), 'drt_expired');
+    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
+  });
+
+  it('accepts a DRT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
+    const issuedAt = NOW - 5_184_000;
+    assert.equal(verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 59), NOW).sub, SUB, 'exp = now - 59 is within the skew');
     await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
   });
 
