@@ -263,6 +263,12 @@ describe('jwks and attest', () => {
     assert.deepEqual(decodeUserData(sent.userData!).jwksSha256, new Uint8Array(createHash('sha256').update(jwks).digest()));
   });
 
+  it('passes a nonce of exactly 16 and of exactly 64 bytes to the NSM', async () => {
+    const fresh = await setup();
+    for (const size of [16, 64]) await fresh.service.handle({ id: 6, op: 'attest', body: { nonce: new Uint8Array(size) } });
+    assert.deepEqual(fresh.nsm.requests.map((r) => r.nonce?.length), [16, 64], 'both bound sizes reach the NSM');
+  });
+
   it('refuses a nonce outside 16..64 bytes (bad_request)', async () => {
     for (const nonce of [new Uint8Array(15), new Uint8Array(65)]) {
       await rejects(s, { id: 5, op: 'attest', body: { nonce } }, 'bad_request');

@@ -52,7 +52,17 @@ test('GET /v1/attestation refuses a missing, short, long, padded or non-base64ur
     assert.equal(reply.status, 400, q);
     assert.deepEqual(reply.json, errorBody('bad_request'), q);
   }
-  assert.equal(h.enclave.requests, 0);
+  assert.equal(h.enclave.requests, 0, 'no refused nonce reached the enclave');
+  assert.equal(h.enclave.unparsed, 0, 'the parent refused them itself, not the enclave');
+});
+
+test('GET /v1/attestation passes a nonce of exactly 16 and of exactly 64 bytes to the enclave (SPEC §5 bounds)', async (t) => {
+  const h = await startHarness(t);
+  for (const size of [16, 64]) {
+    const reply = await http(h.port, `/v1/attestation?nonce=${encodeBase64url(new Uint8Array(size).fill(7))}`);
+    assert.equal(reply.status, 200, `a ${size}-byte nonce is within 16..64`);
+  }
+  assert.equal(h.enclave.requests, 2, 'both nonces reached the enclave');
 });
 
 test('GET /v1/attestation is rate limited per client with 429 rate_limited once the bucket is empty', async (t) => {
