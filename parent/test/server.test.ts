@@ -4,6 +4,7 @@ import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { encodeBase64url } from '../../protocol/base64url.js';
 import { encodeFrame } from '../../protocol/frame.js';
+import { assertNoLeak } from '../../test/support/secrets.js';
 import { RateLimiter } from '../ratelimit.js';
 import { FAKE_JWKS, defaultHandler } from './fake-enclave.js';
 import { startHarness } from './harness.js';
@@ -303,7 +304,13 @@ test('each request is logged as one JSON line of method, route, status and laten
     ['GET', 'unmatched', 404],
   ]);
   const all = h.lines.join('');
-  for (const secret of [nonce, '198.51.100.23', 'secret-header', '127.0.0.1', encodeBase64url(sealed)]) assert.ok(!all.includes(secret), secret);
+  assertNoLeak(all, [
+    { what: 'nonce', value: nonce },
+    { what: 'IP', value: '198.51.100.23', hashed: true },
+    { what: 'client address', value: '127.0.0.1', hashed: true },
+    { what: 'authorization header', value: 'secret-header' },
+    { what: 'sealed request', value: sealed },
+  ], "the parent's log lines");
 });
 
 test('malformed HTTP is answered 400 with the SPEC error body and the connection closed', async (t) => {
