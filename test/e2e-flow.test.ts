@@ -43,7 +43,7 @@ describe('end to end through the parent and enclave processes', () => {
     const srt = await mintDevSrt(issuer, { sub, did: 4 });
 
     const enclave = await attest({ url, trust });
-    assert.ok(enclave.attestation.moduleId.startsWith('dev-'));
+    assert.ok(enclave.attestation.moduleId.startsWith('dev-'), 'an emulator module id starts with dev-');
 
     const first = await assign({ url, trust, srt, ip });
     assert.equal(first.ip, ip);

@@ -108,9 +108,9 @@ describe('frame reader and request parser on arbitrary bytes', () => {
         const decoded = decodeRoundTrip(item);
         try {
           const request = parseRequest(decoded);
-          assert.ok((OPS as readonly string[]).includes(request.op));
+          assert.ok((OPS as readonly string[]).includes(request.op), 'a parsed request has a known op');
         } catch (error) {
-          assert.ok(error instanceof RequestError);
+          assert.ok(error instanceof RequestError, 'parseRequest throws only RequestError');
           if (error.fatal) assert.equal(error.id, 0);
         }
       }),
@@ -147,7 +147,7 @@ function decodeRoundTrip(item: unknown): CborValue {
   const reader = new FrameReader();
   reader.push(encodeFrame(item));
   const decoded = reader.next();
-  assert.ok(decoded !== null);
+  assert.ok(decoded !== null, 'the frame decodes');
   return decoded;
 }
 
@@ -237,7 +237,7 @@ describe('a live enclave fed arbitrary connections', () => {
     assert.ok(growth < MAX_RSS_GROWTH_BYTES, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
     client.close();
     await healthAnswers();
-    assert.ok(enclave.alive());
+    assert.ok(enclave.alive(), 'the enclave is still running');
   });
 
   it('survives many connections opened at once and reset mid-frame', async () => {
@@ -250,6 +250,6 @@ describe('a live enclave fed arbitrary connections', () => {
       }),
     );
     await healthAnswers();
-    assert.ok(enclave.alive());
+    assert.ok(enclave.alive(), 'the enclave is still running');
   });
 });

@@ -47,9 +47,9 @@ async function bootKeyOf(port: number): Promise<Uint8Array> {
   assert.equal(reply.status, 200);
   let cose = decodeCbor(decodeBase64url((reply.json as { document: string }).document)!);
   if (cose instanceof Tagged) cose = cose.value;
-  assert.ok(Array.isArray(cose));
+  assert.ok(Array.isArray(cose), 'the COSE_Sign1 is an array');
   const payload = decodeCbor(cose[2] as Uint8Array);
-  assert.ok(isCborMap(payload));
+  assert.ok(isCborMap(payload), 'the payload is a map');
   return payload.get('public_key') as Uint8Array;
 }
 
@@ -82,7 +82,7 @@ test('every route answers through the real enclave: attestation, keys, assign, r
   const direct = await enclave.connect();
   const jwks = await direct.request('jwks');
   direct.close();
-  assert.ok(jwks.ok);
+  assert.ok(jwks.ok, 'the jwks op answered ok');
   assert.deepEqual(new Uint8Array(keys.body), jwks.body.get('jwks'));
 
   const bootKey = payload.get('public_key') as Uint8Array;
@@ -186,7 +186,7 @@ test('a slow-loris client does not block others', async () => {
   const drip = setInterval(() => sockets.forEach((s) => s.write('x-a: b\r\n')), 200);
   try {
     const replies = await Promise.all(Array.from({ length: 30 }, () => http(port, '/v1/keys')));
-    assert.ok(replies.every((r) => r.status === 200));
+    assert.ok(replies.every((r) => r.status === 200), 'every slow-header request is answered 200');
   } finally {
     clearInterval(drip);
     sockets.forEach((s) => s.destroy());
@@ -283,7 +283,7 @@ test('a stalled enclave is answered 504 enclave_timeout once the timeout has pas
       const started = Date.now();
       const reply = await http(port, '/v1/keys');
       isError(reply, 'enclave_timeout', 504);
-      assert.ok(Date.now() - started >= 1400);
+      assert.ok(Date.now() - started >= 1400, 'the timeout waited about 1.5 s');
       const readyz = await http(port, '/readyz');
       assert.equal(readyz.status, 504);
     } finally {

@@ -39,7 +39,7 @@ describe('privacy of the enclave process output', () => {
     enclave = await spawnEnclave();
     client = await enclave.connect();
     const attested = await client.request('attest', { nonce: randomBytes(32) });
-    assert.ok(attested.ok);
+    assert.ok(attested.ok, 'attest answered ok');
     const { document } = parseResponseBody('attest', attested.body)!;
     bootKey = decodeAttestationPayload(decodeCoseSign1(document).payload).publicKey!;
   });
@@ -59,19 +59,19 @@ describe('privacy of the enclave process output', () => {
     // Success: assign over IPv4 and IPv6, then refresh.
     const first = sealAssign(bootKey, srt);
     const assigned = await send('assign', { ip: ipv4, request: first.request });
-    assert.ok(assigned.ok);
+    assert.ok(assigned.ok, 'assign over IPv4 answered ok');
     const tokens = openTokens(first.context, parseResponseBody('assign', assigned.body)!.response);
     keep('DAT', tokens.dat);
     const drt = keep('DRT', tokens.drt);
     const v6 = sealAssign(bootKey, srt);
     const assignedV6 = await send('assign', { ip: ipv6, request: v6.request });
-    assert.ok(assignedV6.ok);
+    assert.ok(assignedV6.ok, 'assign over IPv6 answered ok');
     const v6Tokens = openTokens(v6.context, parseResponseBody('assign', assignedV6.body)!.response);
     keep('DAT (IPv6)', v6Tokens.dat);
     keep('DRT (IPv6)', v6Tokens.drt);
     const refreshSealed = sealRefresh(bootKey, srt, drt);
     const refreshed = await send('refresh', { request: refreshSealed.request });
-    assert.ok(refreshed.ok);
+    assert.ok(refreshed.ok, 'refresh answered ok');
     const refreshedTokens = openTokens(refreshSealed.context, parseResponseBody('refresh', refreshed.body)!.response);
     keep('refreshed DAT', refreshedTokens.dat);
     keep('refreshed DRT', refreshedTokens.drt);

@@ -73,7 +73,7 @@ function refreshRequest(request: Uint8Array): EnclaveRequest {
 /** Opens the sealed response as the app does and returns its tokens. */
 function openTokens(context: ResponseContext, body: Record<string, unknown>): { dat: string; drt: string } {
   const map = decodeCbor(openResponse(context, body.response as Uint8Array));
-  assert.ok(isCborMap(map));
+  assert.ok(isCborMap(map), 'the plaintext is a CBOR map');
   assert.deepEqual([...map.keys()], ['dat', 'drt']);
   return { dat: map.get('dat') as string, drt: map.get('drt') as string };
 }
@@ -238,7 +238,7 @@ describe('jwks and attest', () => {
     assert.deepEqual(parsed.keys[0], { ...s.custody.datKey().publicJwk });
     assert.notEqual(parsed.keys[0]!.kid, s.custody.drtKey().kid);
     assert.equal('d' in parsed.keys[0]!, false);
-    assert.ok(!Buffer.from(jwks).toString().includes(s.custody.drtKey().publicJwk.x!));
+    assert.ok(!Buffer.from(jwks).toString().includes(s.custody.drtKey().publicJwk.x!), 'the DRT key is not in the JWKS');
   });
 
   it('returns the same bytes every time, unaffected by callers that mutate them', async () => {
@@ -317,7 +317,7 @@ describe('health and misuse', () => {
     const { encapsulatedRequest } = sealRequest(bootKey.publicKeySpki, 'assign', encodeCbor({ srt }));
     const body = await service.handle(assignRequest(encapsulatedRequest));
     const later = Math.floor(Date.now() / 1000);
-    assert.ok((body.reservedUntil as number) >= before + 5_184_000 && (body.reservedUntil as number) <= later + 5_184_000);
+    assert.ok((body.reservedUntil as number) >= before + 5_184_000 && (body.reservedUntil as number) <= later + 5_184_000, 'reservedUntil is within the DRT lifetime from now');
   });
 
   it('answers unknown_op for an op outside the set', async () => {

@@ -447,7 +447,7 @@ describe('DRT verification', () => {
           verifyDrt(drtKey, DAT_ISSUER, mutated, NOW);
           ours = true;
         } catch (error) {
-          assert.ok(error instanceof DipError && error.code === 'drt_invalid');
+          assert.ok(error instanceof DipError && error.code === 'drt_invalid', 'drt_invalid');
           ours = false;
         }
         const theirs = await jwtVerify(mutated, drtKey.publicKey, { algorithms: ['ES256'], typ: 'drt+jwt', issuer: DAT_ISSUER }).then(
@@ -495,7 +495,7 @@ describe('DAT verification helper', () => {
 
   it('has the fixed message, never the token content', async () => {
     const error = await verifyDat(jwks, 'https://other.example', issueDat(datKey, DAT_ISSUER, IP, NOW).token, NOW).catch((e: unknown) => e);
-    assert.ok(error instanceof InvalidDatError);
-    assert.ok(!error.message.includes(IP));
+    assert.ok(error instanceof InvalidDatError, 'an InvalidDatError');
+    assert.ok(!error.message.includes(IP), 'the message holds no IP');
   });
 });

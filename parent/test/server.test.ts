@@ -157,7 +157,7 @@ test('a body over the cap is refused with 413 before it is sent in full', async 
   const reply = await raw(h.port, 'POST /v1/dip/assign HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n');
   assert.match(reply, /^HTTP\/1\.1 413 /);
   assert.match(reply, /connection: close/i);
-  assert.ok(reply.endsWith(JSON.stringify(errorBody('payload_too_large'))));
+  assert.ok(reply.endsWith(JSON.stringify(errorBody('payload_too_large'))), 'the body is the payload_too_large error');
   // A chunked body has no length up front: it is cut off once it passes the cap.
   const chunk = 'a'.repeat(800);
   const chunked = await raw(
@@ -317,7 +317,7 @@ test('malformed HTTP is answered 400 with the SPEC error body and the connection
   const h = await startHarness(t);
   const reply = await raw(h.port, 'THIS IS NOT HTTP\r\n\r\n');
   assert.match(reply, /^HTTP\/1\.1 400 /);
-  assert.ok(reply.endsWith(JSON.stringify(errorBody('bad_request'))));
+  assert.ok(reply.endsWith(JSON.stringify(errorBody('bad_request'))), 'the body is the bad_request error');
   assert.match(await h.metrics.render(), /dip_parent_http_client_errors_total 1/);
 });
 
@@ -333,10 +333,10 @@ test('a slow-loris client does not block others and is cut off by the header tim
     socket.destroy();
   });
   const others = await Promise.all(Array.from({ length: 20 }, () => http(h.port, '/v1/keys')));
-  assert.ok(others.every((r) => r.status === 200));
+  assert.ok(others.every((r) => r.status === 200), 'the other requests are answered 200');
   await closed;
   clearInterval(drip);
-  assert.ok(socket.destroyed);
+  assert.ok(socket.destroyed, 'the socket is closed');
 });
 
 test('a client that hangs up before its answer is logged with status 499', async (t) => {
@@ -384,7 +384,7 @@ test('shutdown gives up on requests still running after the grace period', async
   const inFlight = postJson(h.port, '/v1/dip/refresh', { request: encodeBase64url(sealed) }).catch((e: Error) => e);
   await waitFor(() => h.enclave.requests === 1, 5000, 'request at the enclave');
   await h.parent.shutdown(100);
-  assert.ok((await inFlight) instanceof Error);
+  assert.ok((await inFlight) instanceof Error, 'the in-flight request fails');
 });
 
 test('/readyz reports not ready while draining', async (t) => {
@@ -411,7 +411,7 @@ test('/readyz reports not ready while draining', async (t) => {
   const text = Buffer.concat(received).toString();
   assert.match(text, /^HTTP\/1\.1 503 /);
   assert.match(text, /connection: close/i);
-  assert.ok(text.endsWith(JSON.stringify(errorBody('enclave_unavailable'))));
+  assert.ok(text.endsWith(JSON.stringify(errorBody('enclave_unavailable'))), 'the body is the enclave_unavailable error');
   release();
   assert.equal((await inFlight).status, 200);
   await stopped;

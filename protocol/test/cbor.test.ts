@@ -65,11 +65,11 @@ test('reading accepts non-preferred but well-formed heads and every simple value
   assert.equal(float('f97bff'), 65504);
   assert.equal(float('f97c00'), Infinity);
   assert.equal(float('f9fc00'), -Infinity);
-  assert.ok(Number.isNaN(float('f97e00')));
+  assert.ok(Number.isNaN(float('f97e00')), 'f97e00 is NaN');
   assert.equal(float('fa3fc00000'), 1.5);
   assert.equal(float('fb3ff8000000000000'), 1.5);
   const tagged = decodeCbor(unhex('d2 80'));
-  assert.ok(tagged instanceof Tagged);
+  assert.ok(tagged instanceof Tagged, 'a Tagged value');
   assert.equal(tagged.tag, 18);
   assert.deepEqual(tagged.value, []);
 });
@@ -165,7 +165,7 @@ test('arbitrary bytes either decode or raise CborDecodeError, nothing else (prop
       try {
         decodeCbor(bytes);
       } catch (error) {
-        assert.ok(error instanceof CborDecodeError);
+        assert.ok(error instanceof CborDecodeError, 'a CborDecodeError');
       }
     }),
     { numRuns: 2000 },

@@ -12,7 +12,7 @@ test('every SPEC §6 error code maps to its HTTP status', () => {
   };
   assert.deepEqual([...ERROR_CODES].sort(), Object.keys(spec).sort());
   for (const [code, status] of Object.entries(spec)) {
-    assert.ok(isErrorCode(code));
+    assert.ok(isErrorCode(code), 'a SPEC §6 code');
     assert.equal(httpStatusOf(code), status);
     assert.equal(new DipError(code).httpStatus, status);
   }
@@ -34,7 +34,7 @@ test('anything that is not a DipError becomes internal, without its message', ()
   const secret = 'sub-1234 10.0.0.1';
   const mapped = toDipError(new Error(secret));
   assert.equal(mapped.code, 'internal');
-  assert.ok(!mapped.message.includes(secret));
+  assert.ok(!mapped.message.includes(secret), 'the message holds no input');
   const kept = new DipError('rate_limited');
   assert.equal(toDipError(kept), kept);
 });
