@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fc } from './support/fast-check.js';
+import { fc } from '../protocol/test/fast-check.js';
 import { encodeCbor, type CborValue } from '../protocol/cbor.js';
 import { DipError } from '../protocol/errors.js';
 import { encodeFrame, FrameReader } from '../protocol/frame.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { p384 } from '@noble/curves/nist.js';
-import { fc } from '../../test/support/fast-check.js';
+import { fc } from '../../protocol/test/fast-check.js';
 import { AWS_NITRO_ROOT_G1_SHA256, AttestationError, verifyAttestation, type VerifyAttestationOptions } from '../attestation.js';
 import { decodeCoseSign1, encodeCoseSign1, sigStructure } from '../../protocol/cose.js';
 import { decodeAttestationPayload, encodeUserData, decodeUserData } from '../../protocol/attestation-document.js';

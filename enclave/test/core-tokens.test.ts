@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fc } from '../../test/support/fast-check.js';
+import { fc } from '../../protocol/test/fast-check.js';
 import { SignJWT, calculateJwkThumbprint, compactVerify, createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { DipError, type ErrorCode } from '../../protocol/errors.js';
 import { createInMemoryKeyCustody } from '../core/keys.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fc } from '../../test/support/fast-check.js';
+import { fc } from './fast-check.js';
 import { CborDecodeError, CborFloat, Tagged, decodeCbor, encodeCbor } from '../cbor.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');

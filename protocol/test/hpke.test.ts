@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { fc } from '../../test/support/fast-check.js';
+import { fc } from './fast-check.js';
 import { DipError, ERROR_MESSAGES } from '../errors.js';
 import {
   AEAD_ID,

@@ -1,9 +1,9 @@
-// test/support/fast-check.ts: every property runs from one fixed seed unless FC_SEED names another,
+// protocol/test/fast-check.ts: every property runs from one fixed seed unless FC_SEED names another,
 // so a property test cannot pass on one run and fail on the next.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_FC_SEED, fastCheckSeed, fc } from './support/fast-check.js';
+import { DEFAULT_FC_SEED, fastCheckSeed, fc } from './fast-check.js';
 
 test('the seed is fixed by default and FC_SEED overrides it', () => {
   assert.equal(fastCheckSeed({}), DEFAULT_FC_SEED, 'no FC_SEED: the fixed seed');

@@ -1,5 +1,6 @@
-// One seed for every fast-check property, so that a test fails or passes the same way on every run
-// (CI included). FC_SEED=<integer> explores other inputs; a failure names the seed and path to replay.
+// One seed for every fast-check property, so that a property test fails or passes the same way on
+// every run (CI included); FC_SEED=<integer> explores other inputs. It sits in protocol/test/ so that
+// the tests of every folder may import it (protocol/ imports nothing from elsewhere).
 
 import fc from 'fast-check';
 
