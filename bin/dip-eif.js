@@ -11,6 +11,19 @@ import { crc32 } from "node:zlib";
 
 // protocol/cbor.ts
 import { Encoder } from "cbor-x";
+
+// protocol/limits.ts
+var MAX_SRT_LIFETIME_SECONDS = 72 * 3600;
+var DEFAULT_ATTESTATION_MAX_AGE_MS = 5 * 60 * 1e3;
+var SEALED_REQUEST_HEADER_BYTES = 16;
+var MIN_SEALED_REQUEST_BYTES = SEALED_REQUEST_HEADER_BYTES + 65 + 16;
+var REQUEST_PLAINTEXT_BYTES = 8192;
+var SEALED_REQUEST_BYTES = MIN_SEALED_REQUEST_BYTES + REQUEST_PLAINTEXT_BYTES;
+
+// protocol/text.ts
+var LONE_SURROGATE = new RegExp("\\p{Cs}", "u");
+
+// protocol/cbor.ts
 var Tagged = class {
   constructor(tag, value) {
     this.tag = tag;

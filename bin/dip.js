@@ -9,6 +9,39 @@ import { createHash as createHash5 } from "node:crypto";
 
 // protocol/cbor.ts
 import { Encoder } from "cbor-x";
+
+// protocol/limits.ts
+var CLOCK_SKEW_SECONDS = 60;
+var MAX_SRT_LIFETIME_SECONDS = 72 * 3600;
+var DAT_LIFETIME_SECONDS = 259200;
+var DRT_LIFETIME_SECONDS = 5184e3;
+var MAX_SUBSCRIPTION_ID_CHARS = 256;
+var DEFAULT_ATTESTATION_MAX_AGE_MS = 5 * 60 * 1e3;
+var SEALED_REQUEST_VERSION = 2;
+var KEY_ID_BYTES = 8;
+var SEALED_REQUEST_HEADER_BYTES = 16;
+var MIN_SEALED_REQUEST_BYTES = SEALED_REQUEST_HEADER_BYTES + 65 + 16;
+var REQUEST_PLAINTEXT_BYTES = 8192;
+var RESPONSE_PLAINTEXT_BYTES = 4096;
+var SEALED_REQUEST_BYTES = MIN_SEALED_REQUEST_BYTES + REQUEST_PLAINTEXT_BYTES;
+function reservedUntilOf(drtExp) {
+  return Math.ceil(drtExp / 86400) * 86400;
+}
+
+// protocol/text.ts
+var LONE_SURROGATE = new RegExp("\\p{Cs}", "u");
+function isWellFormedUnicode(text) {
+  return !LONE_SURROGATE.test(text);
+}
+function isSubscriptionId(value) {
+  if (typeof value !== "string" || value.length === 0 || !isWellFormedUnicode(value)) return false;
+  if (value.length <= MAX_SUBSCRIPTION_ID_CHARS) return true;
+  let count = 0;
+  for (const _ of value) if (++count > MAX_SUBSCRIPTION_ID_CHARS) return false;
+  return true;
+}
+
+// protocol/cbor.ts
 var Tagged = class {
   constructor(tag, value) {
     this.tag = tag;
@@ -41,7 +74,11 @@ function normalizeForEncoding(value, depth) {
     if (!Number.isInteger(value)) throw new TypeError("this project writes no floating-point CBOR");
     return value > UINT32_MAX || value < -UINT32_MAX - 1 ? BigInt(value) : value;
   }
-  if (value === null || typeof value === "string" || typeof value === "boolean" || typeof value === "bigint" || value instanceof Uint8Array) {
+  if (typeof value === "string") {
+    if (!isWellFormedUnicode(value)) throw new TypeError("CBOR text must be well-formed Unicode");
+    return value;
+  }
+  if (value === null || typeof value === "boolean" || typeof value === "bigint" || value instanceof Uint8Array) {
     return value;
   }
   if (Array.isArray(value)) return value.map((item) => normalizeForEncoding(item, depth + 1));
@@ -53,7 +90,7 @@ function normalizeForEncoding(value, depth) {
   if (typeof value === "object" && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)) {
     const out = /* @__PURE__ */ new Map();
     for (const [k, v] of Object.entries(value)) {
-      if (v !== void 0) out.set(k, normalizeForEncoding(v, depth + 1));
+      if (v !== void 0) out.set(normalizeForEncoding(k, depth + 1), normalizeForEncoding(v, depth + 1));
     }
     return out;
   }
@@ -545,24 +582,6 @@ function decodeCoseSign1(bytes) {
   return { protected: protectedHeader, unprotected, payload, signature };
 }
 
-// protocol/limits.ts
-var CLOCK_SKEW_SECONDS = 60;
-var MAX_SRT_LIFETIME_SECONDS = 72 * 3600;
-var DAT_LIFETIME_SECONDS = 259200;
-var DRT_LIFETIME_SECONDS = 5184e3;
-var MAX_SUBSCRIPTION_ID_CHARS = 256;
-var DEFAULT_ATTESTATION_MAX_AGE_MS = 5 * 60 * 1e3;
-var SEALED_REQUEST_VERSION = 2;
-var KEY_ID_BYTES = 8;
-var SEALED_REQUEST_HEADER_BYTES = 16;
-var MIN_SEALED_REQUEST_BYTES = SEALED_REQUEST_HEADER_BYTES + 65 + 16;
-var REQUEST_PLAINTEXT_BYTES = 8192;
-var RESPONSE_PLAINTEXT_BYTES = 4096;
-var SEALED_REQUEST_BYTES = MIN_SEALED_REQUEST_BYTES + REQUEST_PLAINTEXT_BYTES;
-function reservedUntilOf(drtExp) {
-  return Math.ceil(drtExp / 86400) * 86400;
-}
-
 // client/x509.ts
 var CertificateParseError = class extends Error {
   name = "CertificateParseError";
@@ -790,7 +809,7 @@ function verifiesWith(key, data, signature, encoding) {
     return false;
   }
 }
-function verifyChain(certs, at) {
+function verifyChain(certs, times) {
   const issuerCount = certs.length - 1;
   const keys = [];
   for (let i = 0; i < certs.length; i++) {
@@ -816,7 +835,9 @@ function verifyChain(certs, at) {
     }
   }
   for (const cert of certs) {
-    if (at < cert.notBefore || at > cert.notAfter) throw new AttestationError("certificate_expired");
+    for (const at of times) {
+      if (at < cert.notBefore || at > cert.notAfter) throw new AttestationError("certificate_expired");
+    }
   }
   return keys[issuerCount];
 }
@@ -836,7 +857,7 @@ function verifyAttestation(document, options) {
     throw new AttestationError("chain_root_mismatch");
   }
   const certs = [...payload.cabundle, payload.certificate].map(parseChainCertificate);
-  const leafKey = verifyChain(certs, at);
+  const leafKey = verifyChain(certs, [at, payload.timestamp]);
   if (!verifiesWith(leafKey, sigStructure(cose.protected, cose.payload), cose.signature, "ieee-p1363")) {
     throw new AttestationError("signature_invalid");
   }
@@ -1565,9 +1586,6 @@ function isTime(value) {
 }
 function isDid(value) {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
-}
-function isSubscriptionId(value) {
-  return typeof value === "string" && value.length >= 1 && value.length <= MAX_SUBSCRIPTION_ID_CHARS;
 }
 function detailsIp(payload) {
   const details = payload[DIP_DETAILS];
@@ -2384,7 +2402,7 @@ the IP claim equal to --ip. Exit 1 with dat_invalid or ip_unexpected when a chec
       const did = integer(required(ctx.values, "did"), "did", 0);
       const ttlText = str(ctx.values, "ttl");
       const ttl = ttlText === void 0 ? 86400 : integer(ttlText, "ttl", 1);
-      if (sub.length > 256) throw new UsageError("--sub must be 1..256 characters");
+      if (!isSubscriptionId(sub)) throw new UsageError("--sub must be 1..256 characters (code points) of well-formed text");
       if (ttl > 259200) throw new UsageError("--ttl must be at most 259200 (72 hours)");
       const devDir = resolve(ctx.io.cwd, str(ctx.values, "dev-dir") ?? ".dev");
       let issuer;

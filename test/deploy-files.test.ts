@@ -85,9 +85,9 @@ test('allocator.yaml reserves at least what the enclave asks for, for two enclav
   const yaml = read('deploy/allocator.yaml');
   const value = (key: string): number => Number(new RegExp(`^${key}:\\s*(\\d+)\\s*$`, 'm').exec(yaml)?.[1]);
   const settings = env('deploy/enclave.env');
-  assert.ok(value('memory_mib') >= 2 * Number(settings['ENCLAVE_MEMORY_MIB']));
-  assert.ok(value('cpu_count') >= 2 * Number(settings['ENCLAVE_CPUS']));
-  assert.ok(Number(settings['ENCLAVE_MEMORY_MIB']) >= 512);
+  assert.ok(value('memory_mib') >= 2 * Number(settings['ENCLAVE_MEMORY_MIB']), 'the allocator holds twice the enclave memory');
+  assert.ok(value('cpu_count') >= 2 * Number(settings['ENCLAVE_CPUS']), 'the allocator holds twice the enclave CPUs');
+  assert.ok(Number(settings['ENCLAVE_MEMORY_MIB']) >= 512, 'at least 512 MiB for the enclave');
   assert.ok(Number(settings['ENCLAVE_CID']) >= 4, 'CIDs 0..3 are reserved');
   assert.equal(env('deploy/parent.env')['DIP_PARENT_ENCLAVE'], `vsock:${settings['ENCLAVE_CID']}:5000`);
 });
@@ -95,7 +95,7 @@ test('allocator.yaml reserves at least what the enclave asks for, for two enclav
 test('run-enclave.sh is valid bash, executable, never uses --debug-mode, and exits when the enclave is gone', (t) => {
   const script = join(ROOT, 'deploy/run-enclave.sh');
   assert.equal(spawnSync('bash', ['-n', script]).status, 0);
-  assert.ok((statSync(script).mode & 0o111) !== 0);
+  assert.ok((statSync(script).mode & 0o111) !== 0, 'the script is executable');
   assert.doesNotMatch(read('deploy/run-enclave.sh').replace(/^#.*$/gm, ''), /--debug-mode/);
   // A stand-in nitro-cli: run-enclave succeeds, describe-enclaves says nothing runs.
   const dir = execFileSync('mktemp', ['-d']).toString().trim();
@@ -141,7 +141,7 @@ test('Dockerfile.enclave: pinned bases, lockfile install, FROM scratch, explicit
   assert.ok(cmd, 'CMD is set in exec form');
   const argv = JSON.parse(cmd[1]!) as string[];
   assert.deepEqual(argv.slice(0, 2), ['/usr/local/bin/node', '/app/enclave/enclave.mjs']);
-  assert.ok(argv.includes('--vsock') && argv.includes('unix:/run/dip-enclave.sock'));
+  assert.ok(argv.includes('--vsock') && argv.includes('unix:/run/dip-enclave.sock'), 'the unit passes --vsock and the socket path');
   // No ENTRYPOINT, USER or WORKDIR in the final stage: nitro-cli would ignore or misapply them.
   const final = text.split(/^FROM scratch$/m)[1]!;
   assert.deepEqual([...final.matchAll(/^([A-Z]+) /gm)].map((m) => m[1]), ['COPY', 'ENV', 'CMD']);

@@ -31,7 +31,7 @@ test('the README gives the two set-up commands and its relative links resolve', 
   assert.match(readme, /^make dev\b/m);
   assert.match(readme, /^make test\b/m);
   const links = [...readme.matchAll(/\]\(((?!https?:)[^)#]+)\)/g)].map((m) => m[1]!);
-  assert.ok(links.length >= 4);
+  assert.ok(links.length >= 4, 'the README links at least 4 local files');
   for (const link of links) assert.ok(existsSync(new URL(link, root)), link);
 });
 

@@ -31,8 +31,8 @@ test('the emulator writes AWS\'s exact shape: untagged COSE_Sign1, protected a1 
   assert.equal(hex(document.subarray(1, 7)), '44a1013822a0', 'bstr(a1 01 38 22) then the empty map');
   const { items, payload } = decodeDocument(document);
   assert.equal(hex(items[0]!), 'a1013822');
-  assert.ok(items[1] instanceof Map && items[1].size === 0);
-  assert.ok(items[3] instanceof Uint8Array && items[3].length === 96);
+  assert.ok(items[1] instanceof Map && items[1].size === 0, 'an empty unprotected header');
+  assert.ok(items[3] instanceof Uint8Array && items[3].length === 96, 'a 96-byte ES384 signature');
   assert.deepEqual([...payload.keys()], [
     'module_id', 'digest', 'timestamp', 'pcrs', 'certificate', 'cabundle', 'public_key', 'user_data', 'nonce',
   ]);
@@ -207,7 +207,7 @@ test('the X.509 writer refuses times before 1950 and items longer than it can wr
     notAfter: Date.UTC(2031, 0, 1),
     keyUsage: KEY_USAGE.digitalSignature,
   };
-  assert.ok(parseCertificate(createCertificate(template, privateKey)).tbs.length > 0);
+  assert.ok(parseCertificate(createCertificate(template, privateKey)).tbs.length > 0, 'the certificate parses');
   assert.throws(() => createCertificate({ ...template, notBefore: Date.UTC(1949, 11, 31) }, privateKey), TypeError);
   assert.throws(() => createCertificate({ ...template, subject: [['CN', 'x'.repeat(70_000)]] }, privateKey), TypeError);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { p384 } from '@noble/curves/nist.js';
-import fc from 'fast-check';
+import { fc } from '../../protocol/test/fast-check.js';
 import { AWS_NITRO_ROOT_G1_SHA256, AttestationError, PcrMismatchError, verifyAttestation, type VerifyAttestationOptions } from '../attestation.js';
 import { decodeCoseSign1, encodeCoseSign1, sigStructure } from '../../protocol/cose.js';
 import { ATTESTATION_ERROR_MESSAGES, decodeAttestationPayload, encodeUserData, decodeUserData } from '../../protocol/attestation-document.js';
@@ -82,7 +82,7 @@ function pointOf(certificate: Uint8Array): Uint8Array {
   const der = Buffer.from(certificate);
   const marker = Buffer.from([0x03, 0x62, 0x00, 0x04]);
   const at = der.indexOf(marker);
-  assert.ok(at > 0);
+  assert.ok(at > 0, 'the certificate holds a P-384 public key');
   return new Uint8Array(der.subarray(at + 3, at + 3 + 97));
 }
 
@@ -170,7 +170,7 @@ test('an emulator document verifies under the emulator root with DEV_PCRS, and c
   const userData = encodeUserData(new Uint8Array(32).fill(1));
   const document = await nsm.attestation({ nonce, publicKey, userData });
   const result = verifyAttestation(document, { root: nsm.rootCertificatePem, nonce, expectedPcrs: DEV_PCRS });
-  assert.ok(result.moduleId.startsWith('dev-'));
+  assert.ok(result.moduleId.startsWith('dev-'), 'an emulator module id starts with dev-');
   assert.deepEqual(result.nonce, nonce);
   assert.deepEqual(result.publicKey, publicKey);
   assert.deepEqual(decodeUserData(result.userData!).jwksSha256, new Uint8Array(32).fill(1));
@@ -373,8 +373,8 @@ test('attestation error messages are fixed and never echo input', () => {
     verifyAttestation(flip(awsDocument, 100), awsOptions);
     assert.fail('accepted');
   } catch (error) {
-    assert.ok(error instanceof AttestationError);
-    assert.ok(!error.message.includes('0368fa67'));
+    assert.ok(error instanceof AttestationError, 'an AttestationError');
+    assert.ok(!error.message.includes('0368fa67'), 'the message holds no input bytes');
     assert.equal(new AttestationError(error.code).message, error.message);
   }
 });

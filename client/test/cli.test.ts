@@ -108,7 +108,7 @@ describe('dip as a process (bin/dip.js)', () => {
     assert.equal(report.moduleId, 'i-0368fa67e156d6d23-enc019b8596b1a9dad6');
     assert.equal(report.digest, 'SHA384');
     assert.equal(report.rootSha256, '641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b');
-    assert.ok(report.pcrs.PCR1.startsWith('0343b056'));
+    assert.ok(report.pcrs.PCR1.startsWith('0343b056'), 'PCR1 of the recorded AWS document');
     assert.equal(report.pcrsChecked, false);
   });
 });
@@ -187,7 +187,7 @@ describe('dip attest, assign, refresh (against a fake parent)', () => {
     const result = await cli(['attest', ...trust, '--json']);
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout);
-    assert.ok(report.moduleId.startsWith('dev-'));
+    assert.ok(report.moduleId.startsWith('dev-'), 'an emulator module id starts with dev-');
     assert.equal(report.pcrsChecked, true);
     assert.equal(report.datKeys.length, 1);
     assert.equal(report.nonce.length, 64);
@@ -241,8 +241,8 @@ describe('dip attest, assign, refresh (against a fake parent)', () => {
     const mismatch = await cli(['assign', ...trust, '--srt', srtFile, '--ip', IP], { servedJwks: new TextEncoder().encode('{"keys":[]}') });
     assert.equal(mismatch.code, 1);
     assert.match(mismatch.stderr, /jwks_mismatch/);
-    assert.ok(!mismatch.stderr.includes(SRT));
-    assert.ok(JWKS.length > 0);
+    assert.ok(!mismatch.stderr.includes(SRT), 'the SRT is not printed on a mismatch');
+    assert.ok(JWKS.length > 0, 'the JWKS is not empty');
   });
 
   it('usage mistakes exit 2', async () => {

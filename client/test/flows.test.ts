@@ -15,7 +15,7 @@ function isCode(code: string, detail?: string) {
     assert.ok(error instanceof ClientError, String(error));
     assert.equal(error.code, code);
     if (detail !== undefined) assert.equal(error.detail, detail);
-    assert.ok(!error.message.includes(SRT) && !error.message.includes(IP));
+    assert.ok(!error.message.includes(SRT) && !error.message.includes(IP), 'the error message holds no SRT or IP');
     return true;
   };
 }
@@ -49,7 +49,7 @@ describe('assign and refresh flows', () => {
 
   it('attest returns the verified document, the boot key and the bound JWKS', async () => {
     const enclave = await attest({ url: URL_BASE, trust, fetch: fakeParent() });
-    assert.ok(enclave.attestation.moduleId.startsWith('dev-'));
+    assert.ok(enclave.attestation.moduleId.startsWith('dev-'), 'an emulator module id starts with dev-');
     assert.deepEqual(enclave.jwks, JWKS);
     assert.equal(enclave.bootPublicKey, enclave.attestation.publicKey);
   });
@@ -74,7 +74,7 @@ describe('assign and refresh flows', () => {
         assign({ url: URL_BASE, srt: SRT, ip: IP, trust: { ...trust, ...trustChange, allowDebug: false, maxAgeMs: 60_000 }, fetch: fakeParent(tamper, seen) }),
         isCode('attestation_failed', detail),
       );
-      assert.ok(!seen.paths.includes('/v1/dip/assign'));
+      assert.ok(!seen.paths.includes('/v1/dip/assign'), 'assign was never sent');
     });
   }
 

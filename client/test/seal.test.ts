@@ -38,7 +38,7 @@ describe('sealing requests and opening responses (SPEC §4)', () => {
   it('the tokens never appear in the clear in a sealed request', () => {
     const sealed = seal(bootKey.publicKeySpki, { op: 'refresh', srt: SRT, drt: DRT });
     const bytes = Buffer.from(sealed.encapsulatedRequest);
-    assert.ok(!bytes.includes(Buffer.from(SRT)) && !bytes.includes(Buffer.from(DRT)));
+    assert.ok(!bytes.includes(Buffer.from(SRT)) && !bytes.includes(Buffer.from(DRT)), 'no SRT or DRT in the sealed bytes');
   });
 
   it('a response for another request, or altered, is response_invalid', () => {

@@ -77,7 +77,7 @@ test('the supervisor reports a bridge that dies (killed socat), so the enclave c
   const bridge = superviseBridge({ args: tcpBridgeArgs('127.0.0.1', 0, join(dir, 'enclave.sock')) });
   stopAfter(t, bridge);
   await bridge.ready;
-  assert.ok(bridge.pid > 0);
+  assert.ok(bridge.pid > 0, 'the bridge has a pid');
   process.kill(bridge.pid, 'SIGKILL');
   const exit = await bridge.exited;
   assert.deepEqual(exit, { code: null, signal: 'SIGKILL', requested: false });

@@ -42,7 +42,7 @@ describe('production issuer trust (parseSrtTrust)', () => {
     const jwks = readFileSync(new URL('../issuers/srt-issuer.jwks.json', import.meta.url), 'utf8');
     const config = readFileSync(new URL('../issuers/config.json', import.meta.url), 'utf8');
     const parsed = parseIssuerConfig(config);
-    assert.ok(parsed.issuer.length > 0 && parsed.datIssuer.length > 0);
+    assert.ok(parsed.issuer.length > 0 && parsed.datIssuer.length > 0, 'issuer and datIssuer are set');
     assert.throws(() => parseSrtTrust(jwks, config), configError(/empty/));
   });
 
@@ -112,9 +112,9 @@ describe('production issuer trust (parseSrtTrust)', () => {
       parseSrtTrust({ keys: [issuer.privateJwk] }, CONFIG);
       assert.fail('expected a ConfigError');
     } catch (error) {
-      assert.ok(error instanceof ConfigError);
-      assert.ok(!error.message.includes(issuer.privateJwk.d!));
-      assert.ok(!error.message.includes(issuer.privateJwk.x!));
+      assert.ok(error instanceof ConfigError, 'a ConfigError');
+      assert.ok(!error.message.includes(issuer.privateJwk.d!), 'the message holds no private key');
+      assert.ok(!error.message.includes(issuer.privateJwk.x!), 'the message holds no public key');
     }
   });
 });

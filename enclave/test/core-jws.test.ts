@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, it } from 'node:test';
-import fc from 'fast-check';
+import { fc } from '../../protocol/test/fast-check.js';
 import { SignJWT, compactVerify } from 'jose';
 import { importVerificationKey, verificationKeyFrom, verifyCompactJws, type JwsAlgorithm } from '../core/jws.js';
 import { b64json, makeIssuer, signEs256 } from './core-fixtures.js';

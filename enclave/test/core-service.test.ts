@@ -296,7 +296,7 @@ describe('jwks and attest', () => {
     assert.deepEqual(parsed.keys[0], { ...s.custody.datKey().publicJwk });
     assert.notEqual(parsed.keys[0]!.kid, s.custody.drtKey().kid);
     assert.equal('d' in parsed.keys[0]!, false);
-    assert.ok(!Buffer.from(jwks).toString().includes(s.custody.drtKey().publicJwk.x!));
+    assert.ok(!Buffer.from(jwks).toString().includes(s.custody.drtKey().publicJwk.x!), 'the DRT key is not in the JWKS');
   });
 
   it('returns the same bytes every time, unaffected by callers that mutate them', async () => {
@@ -319,6 +319,12 @@ describe('jwks and attest', () => {
     const jwks = (await fresh.service.handle({ id: 4, op: 'jwks', body: {} })).jwks as Uint8Array;
     assert.deepEqual(sent.userData, encodeCbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', createHash('sha256').update(jwks).digest()]])));
     assert.deepEqual(decodeUserData(sent.userData!).jwksSha256, new Uint8Array(createHash('sha256').update(jwks).digest()));
+  });
+
+  it('passes a nonce of exactly 16 and of exactly 64 bytes to the NSM', async () => {
+    const fresh = await setup();
+    for (const size of [16, 64]) await fresh.service.handle({ id: 6, op: 'attest', body: { nonce: new Uint8Array(size) } });
+    assert.deepEqual(fresh.nsm.requests.map((r) => r.nonce?.length), [16, 64], 'both bound sizes reach the NSM');
   });
 
   it('refuses a nonce outside 16..64 bytes (bad_request)', async () => {

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import fc from 'fast-check';
+import { fc } from '../../protocol/test/fast-check.js';
 import { SignJWT, calculateJwkThumbprint, compactVerify, createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { DipError, type ErrorCode } from '../../protocol/errors.js';
 import { createInMemoryKeyCustody } from '../core/keys.js';
@@ -161,6 +161,23 @@ describe('SRT verification', () => {
     assert.equal((await verifySrt(await mintSrt(es256, { exp: NOW - 30 }), NOW)).sub, SUB);
     await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 90 }), NOW), 'srt_expired');
     await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 60 }), NOW), 'srt_expired');
+  });
+
+  // SPEC §2, 60 s of skew, at the exact second: these fail if 60 becomes 59 or 61, or a < becomes <=.
+  // exp follows RFC 7519 §4.1.4 as jose does: the token is valid while now - skew < exp.
+  it('accepts an SRT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
+    assert.equal((await verifySrt(await mintSrt(es256, { exp: NOW - 59 }), NOW)).sub, SUB, 'exp = now - 59 is within the skew');
+    await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 60 }), NOW), 'srt_expired');
+  });
+
+  it('accepts an SRT whose nbf is exactly now + 60 s and refuses now + 61 s', async () => {
+    assert.equal((await verifySrt(await mintSrt(es256, { nbf: NOW + 60 }), NOW)).sub, SUB, 'nbf = now + 60 is within the skew');
+    await rejectsWith(verifySrt(await mintSrt(es256, { nbf: NOW + 61 }), NOW), 'srt_invalid');
+  });
+
+  it('accepts an SRT whose iat is exactly now + 60 s and refuses now + 61 s', async () => {
+    assert.equal((await verifySrt(await mintSrt(es256, { iat: NOW + 60 }), NOW)).sub, SUB, 'iat = now + 60 is within the skew');
+    await rejectsWith(verifySrt(await mintSrt(es256, { iat: NOW + 61 }), NOW), 'srt_invalid');
   });
 
   it('honours nbf with 60 s of skew', async () => {
@@ -363,6 +380,12 @@ describe('DRT verification', () => {
     await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
   });
 
+  it('accepts a DRT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
+    const issuedAt = NOW - 5_184_000;
+    assert.equal(verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 59), NOW).sub, SUB, 'exp = now - 59 is within the skew');
+    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
+  });
+
   it('rejects a DAT presented as a DRT', async () => {
     await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, issueDat(datKey, DAT_ISSUER, IP, NOW).token, NOW), 'drt_invalid');
   });
@@ -441,7 +464,7 @@ describe('DRT verification', () => {
           verifyDrt(drtKey, DAT_ISSUER, mutated, NOW);
           ours = true;
         } catch (error) {
-          assert.ok(error instanceof DipError && error.code === 'drt_invalid');
+          assert.ok(error instanceof DipError && error.code === 'drt_invalid', 'drt_invalid');
           ours = false;
         }
         const theirs = await jwtVerify(mutated, drtKey.publicKey, { algorithms: ['ES256'], typ: 'drt+jwt', issuer: DAT_ISSUER }).then(
@@ -473,6 +496,13 @@ describe('DAT verification helper', () => {
     await assert.rejects(verifyDat(jwks, DAT_ISSUER, badIp, NOW), (e: unknown) => e instanceof InvalidDatError && e.reason === 'details');
   });
 
+  it('accepts a DAT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
+    const { token, exp } = issueDat(datKey, DAT_ISSUER, IP, NOW - 259_200 - 59);
+    assert.equal((await verifyDat(jwks, DAT_ISSUER, token, NOW)).exp, exp, 'exp = now - 59 is within the skew');
+    const expired = issueDat(datKey, DAT_ISSUER, IP, NOW - 259_200 - 60).token;
+    await assert.rejects(verifyDat(jwks, DAT_ISSUER, expired, NOW), (e: unknown) => e instanceof InvalidDatError && e.reason === 'ERR_JWT_EXPIRED');
+  });
+
   it('rejects an expired DAT and a DAT from another issuer', async () => {
     const { token } = issueDat(datKey, DAT_ISSUER, IP, NOW - 259_200 - 90);
     await assert.rejects(verifyDat(jwks, DAT_ISSUER, token, NOW), (e: unknown) => e instanceof InvalidDatError && e.reason === 'ERR_JWT_EXPIRED');
@@ -482,7 +512,7 @@ describe('DAT verification helper', () => {
 
   it('has the fixed message, never the token content', async () => {
     const error = await verifyDat(jwks, 'https://other.example', issueDat(datKey, DAT_ISSUER, IP, NOW).token, NOW).catch((e: unknown) => e);
-    assert.ok(error instanceof InvalidDatError);
-    assert.ok(!error.message.includes(IP));
+    assert.ok(error instanceof InvalidDatError, 'an InvalidDatError');
+    assert.ok(!error.message.includes(IP), 'the message holds no IP');
   });
 });

@@ -111,7 +111,7 @@ describe('enclave/main.ts refuses to start', { concurrency: 3 }, () => {
       assert.equal(failed?.['reason'], reason);
       assert.equal(failed?.['message'], STARTUP_FAILURES[reason as keyof typeof STARTUP_FAILURES]);
       // Only the VSOCK bridge comes after the socket listens.
-      if (!argv.includes('--vsock')) assert.ok(!outcome.events.some((e) => e['event'] === 'listening'));
+      if (!argv.includes('--vsock')) assert.ok(!outcome.events.some((e) => e['event'] === 'listening'), 'no listening event after a refusal');
       assert.equal(outcome.stdout, '', 'nothing but events is written');
     });
   }
@@ -187,7 +187,7 @@ describe('enclave/main.ts lifecycle', () => {
     // An SRT minted before the restart is still trusted: assign with it succeeds.
     const client = await secondRun.connect();
     const attested = await client.request('attest', { nonce: new Uint8Array(16) });
-    assert.ok(attested.ok);
+    assert.ok(attested.ok, 'attest answered ok');
     const document = parseResponseBody('attest', attested.body)!.document;
     const bootKey = decodeAttestationPayload(decodeCoseSign1(document).payload).publicKey!;
     const response = await client.request('assign', { ip: '2001:db8::7', request: sealAssign(bootKey, srt).request });

@@ -68,7 +68,7 @@ test('a request larger than 0x1000 bytes is refused before it reaches the device
     (e: unknown) => e instanceof NsmDeviceError && e.code === 'nsm_request_too_large',
   );
   const fits = encodeNsmRequest({ kind: 'Attestation', userData: new Uint8Array(NSM_REQUEST_MAX_BYTES - 60), nonce: null, publicKey: null });
-  assert.ok(fits.length <= NSM_REQUEST_MAX_BYTES);
+  assert.ok(fits.length <= NSM_REQUEST_MAX_BYTES, 'the request fits the NSM limit');
 });
 
 test('our own misuse (PCR index outside u16, unknown request) is a TypeError', () => {
@@ -221,7 +221,7 @@ test('an absent /dev/nsm is a clean nsm_unavailable error', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'dip-nsm-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   await assert.rejects(openNsmDevice(join(dir, 'nsm')), (e: unknown) => {
-    assert.ok(e instanceof NsmDeviceError);
+    assert.ok(e instanceof NsmDeviceError, 'an NsmDeviceError');
     assert.equal(e.code, 'nsm_unavailable');
     assert.equal(e.detail.errno, 'ENOENT');
     assert.ok(!e.message.includes(dir), 'the error names no path');
@@ -235,7 +235,7 @@ test('a file that is not the NSM fails the ioctl cleanly (ENOTTY) and is closed 
   const path = join(dir, 'not-nsm');
   writeFileSync(path, 'not a device');
   await assert.rejects(openNsmDevice(path), (e: unknown) => {
-    assert.ok(e instanceof NsmDeviceError);
+    assert.ok(e instanceof NsmDeviceError, 'an NsmDeviceError');
     assert.equal(e.code, 'nsm_ioctl_failed');
     assert.equal(e.detail.errno, 'ENOTTY');
     return true;

@@ -42,12 +42,12 @@ describe('enclave logger', () => {
     log.event('listening', { address: safeAddress({ kind: 'unix', path: '/tmp/x/enclave.sock' }) });
     log.event('request_failed', { op: 'assign', code: 'srt_expired', ms: 1.234 });
     assert.equal(lines.length, 3);
-    assert.ok(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n')));
+    assert.ok(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n')), 'one JSON object per line');
     const [started, listening, failed] = lines.map((l) => JSON.parse(l));
     assert.equal(started.event, 'started');
     assert.equal(started.mode, 'development');
     assert.equal(started.version, '0.1.0');
-    assert.ok(!Number.isNaN(Date.parse(started.time)));
+    assert.ok(!Number.isNaN(Date.parse(started.time)), 'time is a parseable date');
     assert.equal(listening.address, 'unix:/tmp/x/enclave.sock');
     assert.deepEqual({ ...failed, time: 0 }, { time: 0, event: 'request_failed', op: 'assign', code: 'srt_expired', ms: 1.2 });
   });
@@ -69,7 +69,7 @@ describe('enclave logger', () => {
     assert.equal(lines.length, 1);
     const out = JSON.parse(lines[0]!);
     assert.deepEqual(Object.keys(out).sort(), ['event', 'mode', 'time']);
-    assert.ok(!lines[0]!.includes('alice') && !lines[0]!.includes('10.1.2.3') && !lines[0]!.includes('eyJ'));
+    assert.ok(!lines[0]!.includes('alice') && !lines[0]!.includes('10.1.2.3') && !lines[0]!.includes('eyJ'), 'the log line holds no sub, IP or token');
     assert.deepEqual(sanitize({ version: 'v 1', address: 'http://x', reason: 'toString', signal: 'SIGKILL' }), {});
     assert.deepEqual(sanitize({ cause: '10.1.2.3 idle', connections: -1 }), {}, 'a close cause outside the closed set is dropped');
     assert.deepEqual(sanitize({ cause: 'evicted', connections: 3 }), { cause: 'evicted', connections: 3 }, 'a closed-set cause is kept');

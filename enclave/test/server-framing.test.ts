@@ -85,7 +85,7 @@ describe('enclave socket server', () => {
 
     for (const [i, response] of answered.entries()) {
       assert.equal(response.id, 1000 + i);
-      assert.ok(response.ok);
+      assert.ok(response.ok, 'the request is answered ok');
       assert.deepEqual(response.body.get('document'), new Uint8Array(16).fill(i));
     }
     const order = client.frames.map((f) => (isCborMap(f) ? f.get('id') : null));
@@ -115,7 +115,7 @@ describe('enclave socket server', () => {
       assert.equal((await other.request('health')).ok, true);
       other.close();
       await healthStillAnswers(server);
-      assert.ok(logLines.some((l) => JSON.parse(l).event === 'connection_rejected'));
+      assert.ok(logLines.some((l) => JSON.parse(l).event === 'connection_rejected'), 'connection_rejected is logged');
     });
   }
 
@@ -133,7 +133,7 @@ describe('enclave socket server', () => {
     const response = await client.request('mint', {}, 42);
     assert.deepEqual(response, { id: 42, ok: false, error: { code: 'unknown_op', message: ERROR_MESSAGES.unknown_op } });
     assert.equal((await client.request('health')).ok, true);
-    assert.ok(client.isOpen);
+    assert.ok(client.isOpen, 'the connection stays open');
     client.close();
   });
 
@@ -176,7 +176,7 @@ describe('enclave socket server', () => {
     const failed = logLines.map((l) => JSON.parse(l)).find((e) => e.event === 'request_failed');
     assert.equal(failed?.code, 'internal');
     assert.equal(failed?.op, 'health');
-    assert.ok(!logLines.join('').includes('8f1c2'));
+    assert.ok(!logLines.join('').includes('8f1c2'), 'the request content is not logged');
   });
 
   it('answers a handler that throws synchronously with internal', async () => {
@@ -226,7 +226,7 @@ describe('enclave socket server', () => {
     await waitFor(() => calls === cap, 'the cap is reached');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(calls, cap, 'no request beyond the cap reaches the handler');
-    assert.ok(logLines.some((l) => JSON.parse(l).event === 'backpressure'));
+    assert.ok(logLines.some((l) => JSON.parse(l).event === 'backpressure'), 'backpressure is logged');
     // Release one at a time until all are answered.
     let released = 0;
     while (released < 20) {
@@ -235,7 +235,7 @@ describe('enclave socket server', () => {
     }
     const answered = await Promise.all(responses);
     client.close();
-    assert.ok(answered.every((r) => r.ok));
+    assert.ok(answered.every((r) => r.ok), 'every request is answered ok');
     assert.equal(calls, 20);
   });
 
@@ -352,7 +352,7 @@ describe('enclave socket server', () => {
     await new Promise((r) => child.stdout.once('data', r));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    assert.ok(statSync(address.path).isSocket());
+    assert.ok(statSync(address.path).isSocket(), 'a socket is at the listen path');
     const { server } = await start(undefined, { address });
     await healthStillAnswers(server);
   });
@@ -369,7 +369,7 @@ describe('enclave socket server', () => {
   it('listens on TCP and reports the port chosen for port 0', async () => {
     const { server } = await start(undefined, { address: { kind: 'tcp', host: '127.0.0.1', port: 0 } });
     assert.equal(server.address.kind, 'tcp');
-    assert.ok(server.address.kind === 'tcp' && server.address.port > 0);
+    assert.ok(server.address.kind === 'tcp' && server.address.port > 0, 'listening on a TCP port');
     await healthStillAnswers(server);
   });
 

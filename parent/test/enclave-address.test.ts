@@ -54,7 +54,7 @@ test('the vsock bridge carries connections through a supervised socat and restar
   const restarts: Array<number | null> = [];
   const dialer = await openEnclaveDialer({ kind: 'vsock', cid: 16, port: 5000 }, { target: `TCP:127.0.0.1:${port}`, onRestart: (code) => restarts.push(code) });
   const path = (dialer.connectOptions as { path: string }).path;
-  assert.ok(existsSync(path));
+  assert.ok(existsSync(path), 'the socket file exists');
 
   const roundTrip = (text: string): Promise<string> =>
     new Promise((resolve, reject) => {
@@ -70,13 +70,13 @@ test('the vsock bridge carries connections through a supervised socat and restar
 
   // The oldest match is the listening socat; younger ones are its per-connection forks.
   const pid = Number(spawnSync('pgrep', ['-o', '-f', `UNIX-LISTEN:${path}`]).stdout.toString().trim());
-  assert.ok(pid > 0);
+  assert.ok(pid > 0, 'socat has a pid');
   process.kill(pid, 'SIGKILL');
   await waitFor(() => restarts.length === 1, 10_000, 'bridge restart');
   await waitFor(async () => (await roundTrip('again').catch(() => '')) === 'again', 10_000, 'bridge back');
 
   await dialer.close();
-  assert.ok(!existsSync(path));
+  assert.ok(!existsSync(path), 'the socket file is removed');
   assert.equal(restarts.length, 1);
 });
 

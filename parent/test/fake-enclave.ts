@@ -44,6 +44,8 @@ export class FakeEnclave {
   handler: FakeHandler = defaultHandler;
   readonly sockets = new Set<Socket>();
   requests = 0;
+  /** Frames that parseRequest refused: a parent check that let them through is visible here. */
+  unparsed = 0;
   private server: Server | null = null;
   readonly dir: string;
   readonly path: string;
@@ -89,6 +91,7 @@ export class FakeEnclave {
       request = parseRequest(item);
     } catch (error) {
       const e = error as RequestError;
+      this.unparsed++;
       socket.write(encodeFrame(encodeErrorResponse(e.id, e.code)));
       return;
     }

@@ -174,7 +174,7 @@ test('a queued request survives the loss of one connection and goes out on anoth
   first!.destroy();
   await rejectsWith(Promise.race(inFlight), 'enclave_unavailable');
   const jwks = await queued;
-  assert.ok(jwks.jwks.length > 0);
+  assert.ok(jwks.jwks.length > 0, 'the JWKS is not empty');
   held.forEach((release) => release());
   await Promise.allSettled(inFlight);
 });

@@ -51,7 +51,7 @@ test('request log lines carry method, route, status and latency; odd methods are
     { method: 'OTHER', route: 'unmatched', status: 405, ms: 0.5 },
     { method: 'OTHER', route: 'unmatched', status: 400, ms: 0 },
   ]);
-  assert.ok(lines.every((l) => l.endsWith('\n')));
+  assert.ok(lines.every((l) => l.endsWith('\n')), 'each log line ends with a newline');
   assert.equal(methodLabel('HEAD'), 'HEAD');
   logger.event('tls_reloaded', { ok: true });
   assert.match(lines[3]!, /^\{"time":"[^"]+","event":"tls_reloaded","ok":true\}\n$/);

@@ -4,6 +4,7 @@ import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { encodeBase64url } from '../../protocol/base64url.js';
 import { encodeFrame } from '../../protocol/frame.js';
+import { assertNoLeak } from '../../test/support/secrets.js';
 import { RateLimiter } from '../ratelimit.js';
 import { FAKE_JWKS, FAKE_KEY_ID, defaultHandler } from './fake-enclave.js';
 import { startHarness } from './harness.js';
@@ -57,7 +58,17 @@ test('GET /v1/attestation refuses a missing, short, long, padded or non-base64ur
     assert.equal(reply.status, 400, q);
     assert.deepEqual(reply.json, errorBody('bad_request'), q);
   }
-  assert.equal(h.enclave.requests, 0);
+  assert.equal(h.enclave.requests, 0, 'no refused nonce reached the enclave');
+  assert.equal(h.enclave.unparsed, 0, 'the parent refused them itself, not the enclave');
+});
+
+test('GET /v1/attestation passes a nonce of exactly 16 and of exactly 64 bytes to the enclave (SPEC §5 bounds)', async (t) => {
+  const h = await startHarness(t);
+  for (const size of [16, 64]) {
+    const reply = await http(h.port, `/v1/attestation?nonce=${encodeBase64url(new Uint8Array(size).fill(7))}`);
+    assert.equal(reply.status, 200, `a ${size}-byte nonce is within 16..64`);
+  }
+  assert.equal(h.enclave.requests, 2, 'both nonces reached the enclave');
 });
 
 test('GET /v1/attestation is rate limited per client with 429 rate_limited once the bucket is empty', async (t) => {
@@ -159,7 +170,7 @@ test('a body over the cap is refused with 413 before it is sent in full', async 
   const reply = await raw(h.port, 'POST /v1/dip/assign HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n');
   assert.match(reply, /^HTTP\/1\.1 413 /);
   assert.match(reply, /connection: close/i);
-  assert.ok(reply.endsWith(JSON.stringify(errorBody('payload_too_large'))));
+  assert.ok(reply.endsWith(JSON.stringify(errorBody('payload_too_large'))), 'the body is the payload_too_large error');
   // A chunked body has no length up front: it is cut off once it passes the cap.
   const chunk = 'a'.repeat(800);
   const chunked = await raw(
@@ -320,14 +331,20 @@ test('each request is logged as one JSON line of method, route, status and laten
     ['GET', 'unmatched', 404],
   ]);
   const all = h.lines.join('');
-  for (const secret of [nonce, '198.51.100.23', 'secret-header', '127.0.0.1', encodeBase64url(sealed)]) assert.ok(!all.includes(secret), secret);
+  assertNoLeak(all, [
+    { what: 'nonce', value: nonce },
+    { what: 'IP', value: '198.51.100.23', hashed: true },
+    { what: 'client address', value: '127.0.0.1', hashed: true },
+    { what: 'authorization header', value: 'secret-header' },
+    { what: 'sealed request', value: sealed },
+  ], "the parent's log lines");
 });
 
 test('malformed HTTP is answered 400 with the SPEC error body and the connection closed', async (t) => {
   const h = await startHarness(t);
   const reply = await raw(h.port, 'THIS IS NOT HTTP\r\n\r\n');
   assert.match(reply, /^HTTP\/1\.1 400 /);
-  assert.ok(reply.endsWith(JSON.stringify(errorBody('bad_request'))));
+  assert.ok(reply.endsWith(JSON.stringify(errorBody('bad_request'))), 'the body is the bad_request error');
   assert.match(await h.metrics.render(), /dip_parent_http_client_errors_total 1/);
 });
 
@@ -343,10 +360,10 @@ test('a slow-loris client does not block others and is cut off by the header tim
     socket.destroy();
   });
   const others = await Promise.all(Array.from({ length: 20 }, () => http(h.port, '/v1/keys')));
-  assert.ok(others.every((r) => r.status === 200));
+  assert.ok(others.every((r) => r.status === 200), 'the other requests are answered 200');
   await closed;
   clearInterval(drip);
-  assert.ok(socket.destroyed);
+  assert.ok(socket.destroyed, 'the socket is closed');
 });
 
 test('a client that hangs up before its answer is logged with status 499', async (t) => {
@@ -394,7 +411,7 @@ test('shutdown gives up on requests still running after the grace period', async
   const inFlight = postJson(h.port, '/v1/dip/refresh', { ip: '192.0.2.7', request: encodeBase64url(sealed) }).catch((e: Error) => e);
   await waitFor(() => h.enclave.requests === 1, 5000, 'request at the enclave');
   await h.parent.shutdown(100);
-  assert.ok((await inFlight) instanceof Error);
+  assert.ok((await inFlight) instanceof Error, 'the in-flight request fails');
 });
 
 test('/readyz reports not ready while draining', async (t) => {
@@ -421,7 +438,7 @@ test('/readyz reports not ready while draining', async (t) => {
   const text = Buffer.concat(received).toString();
   assert.match(text, /^HTTP\/1\.1 503 /);
   assert.match(text, /connection: close/i);
-  assert.ok(text.endsWith(JSON.stringify(errorBody('enclave_unavailable'))));
+  assert.ok(text.endsWith(JSON.stringify(errorBody('enclave_unavailable'))), 'the body is the enclave_unavailable error');
   release();
   assert.equal((await inFlight).status, 200);
   await stopped;

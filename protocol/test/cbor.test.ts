@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fc from 'fast-check';
+import { fc } from './fast-check.js';
 import { CborDecodeError, CborFloat, Tagged, decodeCbor, encodeCbor } from '../cbor.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
@@ -106,11 +106,11 @@ test('reading accepts non-preferred but well-formed heads and every simple value
   assert.equal(float('f97bff'), 65504);
   assert.equal(float('f97c00'), Infinity);
   assert.equal(float('f9fc00'), -Infinity);
-  assert.ok(Number.isNaN(float('f97e00')));
+  assert.ok(Number.isNaN(float('f97e00')), 'f97e00 is NaN');
   assert.equal(float('fa3fc00000'), 1.5);
   assert.equal(float('fb3ff8000000000000'), 1.5);
   const tagged = decodeCbor(unhex('d2 80'));
-  assert.ok(tagged instanceof Tagged);
+  assert.ok(tagged instanceof Tagged, 'a Tagged value');
   assert.equal(tagged.tag, 18);
   assert.deepEqual(tagged.value, []);
 });
@@ -206,7 +206,7 @@ test('arbitrary bytes either decode or raise CborDecodeError, nothing else (prop
       try {
         decodeCbor(bytes);
       } catch (error) {
-        assert.ok(error instanceof CborDecodeError);
+        assert.ok(error instanceof CborDecodeError, 'a CborDecodeError');
       }
     }),
     { numRuns: 2000 },

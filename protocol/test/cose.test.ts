@@ -330,9 +330,9 @@ test('attestation errors carry fixed messages that never echo input', () => {
     decodeAttestationPayload(payloadWith({ module_id: cbor('secret-module-name'.repeat(3)), digest: cbor('nope') }));
     assert.fail('accepted');
   } catch (error) {
-    assert.ok(error instanceof AttestationError);
+    assert.ok(error instanceof AttestationError, 'an AttestationError');
     assert.equal(error.name, 'AttestationError');
-    assert.ok(!error.message.includes('secret-module-name'));
+    assert.ok(!error.message.includes('secret-module-name'), 'the message holds no document content');
     assert.equal(error.message, new AttestationError('field_type').message);
   }
 });

@@ -48,7 +48,7 @@ test('anything that is not a DipError becomes internal, without its message', ()
   const secret = 'sub-1234 10.0.0.1';
   const mapped = toDipError(new Error(secret));
   assert.equal(mapped.code, 'internal');
-  assert.ok(!mapped.message.includes(secret));
+  assert.ok(!mapped.message.includes(secret), 'the message holds no input');
   const kept = new DipError('rate_limited');
   assert.equal(toDipError(kept), kept);
 });

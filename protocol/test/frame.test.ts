@@ -51,6 +51,13 @@ test('a frame of the maximal size (65536 bytes) is accepted', () => {
   assert.equal((reader.next() as Uint8Array).length, MAX_FRAME_BYTES - 5);
 });
 
+test('a frame of the minimal size (1 byte) is read and written', () => {
+  const reader = new FrameReader();
+  reader.push(new Uint8Array([...header(1), 0x07]));
+  assert.equal(reader.next(), 7, 'a 1-byte frame holding the integer 7');
+  assert.deepEqual(frameBytes(new Uint8Array([0x07])), new Uint8Array([0, 0, 0, 1, 0x07]), 'a 1-byte frame is encoded');
+});
+
 test('an empty frame (length 0) is bad_frame', () => {
   const reader = new FrameReader();
   reader.push(header(0));

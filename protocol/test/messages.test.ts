@@ -111,7 +111,7 @@ test('refresh needs exactly a canonical clear IP and a sealed request; jwks and 
 test('responses round-trip: ok bodies per op and error bodies with fixed messages', () => {
   const assigned = { ip: '2001:db8::7', reservedUntil: 1_800_000_000, response: new Uint8Array([9]) };
   const ok = parseResponse(wire(encodeOkResponse(12, 'assign', assigned)));
-  assert.ok(ok?.ok);
+  assert.ok(ok?.ok, 'the ok response parses');
   assert.equal(ok.id, 12);
   assert.deepEqual(parseResponseBody('assign', ok.body), assigned);
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { BUNDLE_PATH, PARENT_BUNDLE_PATH, TRUST_FILES, buildBundle, buildParentBundle } from '../build-bundle.js';
@@ -18,7 +18,9 @@ function checkout(parent: string): string {
   const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT })
     .toString('utf8')
     .split('\0')
-    .filter((f) => f.length > 0 && existsSync(join(ROOT, f)));
+    // Regular files only: a node_modules symlink (as in a git worktree) is not ignored by a
+    // `node_modules/` pattern and would be listed here; it is linked below instead.
+    .filter((f) => f.length > 0 && existsSync(join(ROOT, f)) && statSync(join(ROOT, f)).isFile());
   for (const file of files) {
     mkdirSync(dirname(join(parent, file)), { recursive: true });
     copyFileSync(join(ROOT, file), join(parent, file));
@@ -61,7 +63,7 @@ test('two builds in two checkouts at different paths and times give byte-identic
   assert.equal(sha384(bytesA), first.sha384);
   assert.equal(sha384(bytesB), second.sha384);
   assert.equal(first.sha384, second.sha384, 'the two bundles differ');
-  assert.ok(bytesA.equals(bytesB));
+  assert.ok(bytesA.equals(bytesB), 'two builds are byte-identical');
   assert.deepEqual(second.trustFiles, first.trustFiles);
   assert.deepEqual(first.trustFiles.map((f) => f.path), [...TRUST_FILES]);
 

@@ -45,11 +45,11 @@ test('the development stack starts, writes .dev state, answers /readyz and stops
   assert.match(readFileSync(join(state, 'nsm-root.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
   const issuer = JSON.parse(readFileSync(join(state, 'srt-issuer.json'), 'utf8')) as { iss: unknown; aud: unknown; jwk: Record<string, unknown> };
   assert.equal(typeof issuer.iss, 'string');
-  assert.ok(issuer.aud === null || typeof issuer.aud === 'string');
+  assert.ok(issuer.aud === null || typeof issuer.aud === 'string', 'aud is null or text');
   assert.equal(typeof issuer.jwk.d, 'string');
   assert.equal(typeof issuer.jwk.kid, 'string');
   assert.equal(typeof issuer.jwk.alg, 'string');
-  assert.ok(existsSync(join(state, 'enclave.sock')));
+  assert.ok(existsSync(join(state, 'enclave.sock')), 'the enclave socket exists');
 
   stack.kill('SIGINT');
   assert.equal(await exited, 0, output);

@@ -89,9 +89,9 @@ test('diffManifests names every differing field by its path', () => {
   changed['bundle']!['sha384'] = HEX('0');
   changed['pcrs'] = { status: 'measured', PCR0: HEX('1') };
   const lines = diffManifests(committed, changed);
-  assert.ok(lines.some((l) => l.startsWith('bundle.sha384: ')));
-  assert.ok(lines.some((l) => l.startsWith('pcrs.PCR0: null → ')));
-  assert.ok(lines.some((l) => l.startsWith('pcrs.status: "pending" → "measured"')));
+  assert.ok(lines.some((l) => l.startsWith('bundle.sha384: ')), 'the bundle hash change is listed');
+  assert.ok(lines.some((l) => l.startsWith('pcrs.PCR0: null → ')), 'the PCR0 change is listed');
+  assert.ok(lines.some((l) => l.startsWith('pcrs.status: "pending" → "measured"')), 'the status change is listed');
 });
 
 test('measurements are recorded only when our EIF reader agrees with nitro-cli, and never from unpinned inputs', async (t) => {
