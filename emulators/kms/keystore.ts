@@ -28,15 +28,17 @@ export class KeyFileError extends Error {
 }
 
 function parseKeyFile(text: string): KmsKey {
-  let file: Partial<KeyFile>;
+  let parsed: unknown;
   try {
-    file = JSON.parse(text) as Partial<KeyFile>;
+    parsed = JSON.parse(text);
   } catch {
     throw new KeyFileError();
   }
+  if (typeof parsed !== 'object' || parsed === null) throw new KeyFileError();
+  const file = parsed as Partial<KeyFile>;
   const material = typeof file.material === 'string' && /^[A-Za-z0-9_-]{43}$/.test(file.material) ? Buffer.from(file.material, 'base64url') : null;
   if (
-    file === null || typeof file !== 'object' || file.v !== 1 || material === null ||
+    file.v !== 1 || material === null ||
     typeof file.keyId !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(file.keyId) ||
     file.arn !== ARN_PREFIX + file.keyId || (file.keyState !== 'Enabled' && file.keyState !== 'PendingDeletion')
   ) {
