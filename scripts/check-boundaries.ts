@@ -71,6 +71,14 @@ export function checkFile(file: string, source: string): Violation[] {
     if (top === 'enclave' && !inTest && (targetTop === 'parent' || targetTop === 'client')) {
       refuse(specifier, 'enclave/ (trusted) never depends on parent/ or client/');
     }
+    // Development doubles must stay out of anything a production image or host runs, tests too:
+    // a production build that could reach the KMS emulator could be pointed at it.
+    if ((top === 'enclave' || top === 'parent' || top === 'client') && targetTop === 'emulators') {
+      refuse(specifier, 'enclave/, parent/ and client/ never depend on emulators/ (development only)');
+    }
+    if (top === 'emulators' && !inTest && targetTop === 'enclave') {
+      refuse(specifier, 'emulators/ (untrusted, development) never depends on enclave/');
+    }
     if (file.startsWith('enclave/core/') && !inTest) {
       if (nodeModule !== null && IO_MODULES.has(nodeModule)) refuse(specifier, 'enclave/core is pure: no I/O modules');
       if (target?.startsWith('enclave/io/')) refuse(specifier, 'enclave/core does not depend on enclave/io');
@@ -107,7 +115,7 @@ function walk(dir: string, root: string, out: string[]): void {
 
 export function checkTree(root: string): Violation[] {
   const files: string[] = [];
-  for (const top of ['protocol', 'enclave', 'parent', 'client']) {
+  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators']) {
     try {
       walk(join(root, top), root, files);
     } catch {

@@ -45,3 +45,16 @@ test('client/ depends on protocol/ only', () => {
 test('tests may cross the boundary to drive real processes', () => {
   assert.deepEqual(rules('parent/test/server.test.ts', "import { spawn } from 'node:child_process'; import { x } from '../../enclave/main.js';"), []);
 });
+
+test('enclave/, parent/ and client/ may not import emulators/, not even from their tests', () => {
+  assert.equal(rules('enclave/main.ts', "import { x } from '../emulators/kms/kms.js';").length, 1, 'enclave/ importing the KMS emulator');
+  assert.equal(rules('parent/main.ts', "const m = await import('../emulators/kms/server.js');").length, 1, 'parent/ importing the KMS emulator');
+  assert.equal(rules('parent/test/main.test.ts', "import { x } from '../../emulators/kms/main.js';").length, 1, 'a parent test importing the KMS emulator');
+  assert.equal(rules('client/flows.ts', "export { y } from '../emulators/kms/cms.js';").length, 1, 'client/ importing the KMS emulator');
+});
+
+test('emulators/ may not import enclave/ except from its tests', () => {
+  assert.equal(rules('emulators/kms/kms.ts', "import { x } from '../../enclave/nsm/emulator.js';").length, 1, 'the KMS emulator importing enclave/');
+  assert.deepEqual(rules('emulators/kms/test/kms.test.ts', "import { createEmulatorNsm } from '../../../enclave/nsm/emulator.js';"), [], 'its tests make documents with the NSM emulator');
+  assert.deepEqual(rules('emulators/kms/recipient.ts', "import { verifyAttestation } from '../../client/attestation.js';"), [], 'the verifier of client/ is allowed');
+});
