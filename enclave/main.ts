@@ -11,7 +11,9 @@ import { parseArgs } from 'node:util';
 import packageJson from '../package.json' with { type: 'json' };
 import { generateBootKey } from '../protocol/hpke.js';
 import { parseIssuerConfig, parseSrtTrust, srtTrustFromDevIssuer, type SrtTrust } from './core/config.js';
-import { createInMemoryKeyCustody, ecJwkThumbprint } from './core/keys.js';
+import { CLOCK_CHECK_INTERVAL_MS, createClockGuard, type ClockGuard } from './core/clock.js';
+import { openRecipientCiphertext } from './core/cms.js';
+import { createKeyCustody, ecJwkThumbprint } from './core/keys.js';
 import { createEnclaveService } from './core/service.js';
 import { parseListenAddress, type ListenAddress } from './io/address.js';
 import { bridgeVsockToServer, takeVsockFlag, type Bridge } from './io/bridge.js';
@@ -205,6 +207,21 @@ function prepare(config: Config): Promise<Environment> {
   return config.devDir === null ? production() : development(config.devDir);
 }
 
+/** SPEC §3: checks the clock now, then hourly, or every minute while it is untrusted. */
+async function watchClock(clock: ClockGuard, log: Logger): Promise<{ stop(): void }> {
+  let timer: NodeJS.Timeout | undefined;
+  const check = async (): Promise<void> => {
+    const trusted = await clock.check();
+    log.event('clock_checked', { clock: trusted ? 'trusted' : 'untrusted' });
+    timer = setTimeout(() => void check(), trusted ? CLOCK_CHECK_INTERVAL_MS : CLOCK_RECHECK_UNTRUSTED_MS);
+    timer.unref();
+  };
+  await check();
+  return { stop: () => clearTimeout(timer) };
+}
+
+const CLOCK_RECHECK_UNTRUSTED_MS = 60_000;
+
 function failStartup(log: Logger, error: unknown): never {
   const reason = error instanceof StartupError ? error.reason : 'service_failed';
   log.event('startup_failed', { reason });
@@ -245,15 +262,21 @@ async function main(argv: string[]): Promise<void> {
     failStartup(log, error);
   }
 
+  // SPEC §3: locked until the parent relays M from KMS (key_request, unlock); the clock is checked
+  // against the NSM's before anything is served, then hourly (every minute while it disagrees).
+  const clock = createClockGuard(environment.nsm);
   const service = await createEnclaveService({
     nsm: environment.nsm,
     bootKey: generateBootKey(),
-    custody: createInMemoryKeyCustody(),
+    custody: createKeyCustody(),
+    clock,
+    openRecipientCiphertext,
     srtTrust: environment.srtTrust,
     datIssuer: environment.datIssuer,
     version: VERSION,
   }).catch((error: unknown) => failStartup(log, error));
   log.event('started', { mode: environment.mode, version: VERSION });
+  const clockTimer = await watchClock(clock, log);
 
   const server = await startServer({
     address: config.listen,
@@ -284,6 +307,7 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     const started = performance.now();
     log.event('stopping', { signal, connections: server.connections });
+    clockTimer.stop();
     await bridge?.stop();
     await server.close();
     await environment.nsm.close();

@@ -188,28 +188,33 @@ export function decodeAttestationPayload(bytes: Uint8Array): AttestationPayload 
   return payload;
 }
 
-/** SPEC §3: `user_data` = CBOR `{"v": 1, "jwks_sha256": bstr(32)}`. */
+/** SPEC §3: `user_data` = CBOR `{"v": 1, "jwks_sha256": bstr(32), "m_commit": bstr(32)}`. */
 export interface UserData {
   v: 1;
   jwksSha256: Uint8Array;
+  mCommit: Uint8Array;
 }
 
 const USER_DATA_VERSION = 1;
 const SHA256_BYTES = 32;
 
-export function encodeUserData(jwksSha256: Uint8Array): Uint8Array {
-  if (!(jwksSha256 instanceof Uint8Array) || jwksSha256.length !== SHA256_BYTES) {
-    throw new TypeError('jwksSha256 must be a 32-byte SHA-256 digest');
-  }
+function requireDigest(value: unknown, what: string): asserts value is Uint8Array {
+  if (!(value instanceof Uint8Array) || value.length !== SHA256_BYTES) throw new TypeError(`${what} must be 32 bytes`);
+}
+
+export function encodeUserData(userData: { jwksSha256: Uint8Array; mCommit: Uint8Array }): Uint8Array {
+  requireDigest(userData?.jwksSha256, 'jwksSha256');
+  requireDigest(userData.mCommit, 'mCommit');
   return encodeCbor(
     new Map<string, unknown>([
       ['v', USER_DATA_VERSION],
-      ['jwks_sha256', jwksSha256],
+      ['jwks_sha256', userData.jwksSha256],
+      ['m_commit', userData.mCommit],
     ]),
   );
 }
 
-/** Reads SPEC §3's `user_data`: exactly the keys `v` (= 1) and `jwks_sha256` (32 bytes). */
+/** Reads SPEC §3's `user_data`: exactly `v` (= 1), `jwks_sha256` and `m_commit` (32 bytes each). */
 export function decodeUserData(bytes: Uint8Array): UserData {
   let map: CborValue;
   try {
@@ -218,10 +223,18 @@ export function decodeUserData(bytes: Uint8Array): UserData {
     if (error instanceof CborDecodeError) throw new AttestationError('user_data_malformed');
     throw error;
   }
-  if (!isCborMap(map) || map.size !== 2 || map.get('v') !== USER_DATA_VERSION) {
+  if (!isCborMap(map) || map.size !== 3 || map.get('v') !== USER_DATA_VERSION) {
     throw new AttestationError('user_data_malformed');
   }
   const jwksSha256 = map.get('jwks_sha256');
-  if (!bytesIn(jwksSha256, SHA256_BYTES, SHA256_BYTES)) throw new AttestationError('user_data_malformed');
-  return { v: USER_DATA_VERSION, jwksSha256 };
+  const mCommit = map.get('m_commit');
+  if (!bytesIn(jwksSha256, SHA256_BYTES, SHA256_BYTES) || !bytesIn(mCommit, SHA256_BYTES, SHA256_BYTES)) {
+    throw new AttestationError('user_data_malformed');
+  }
+  return { v: USER_DATA_VERSION, jwksSha256, mCommit };
+}
+
+/** SPEC §5 `key_request`: the `user_data` of a KMS recipient document, CBOR `{"v": 1, "purpose": "kms"}`. */
+export function encodeKmsUserData(): Uint8Array {
+  return encodeCbor(new Map<string, unknown>([['v', USER_DATA_VERSION], ['purpose', 'kms']]));
 }

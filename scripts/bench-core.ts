@@ -5,7 +5,8 @@
 
 import { createECDH, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { generateBootKey } from '../protocol/hpke.js';
-import { createInMemoryKeyCustody } from '../enclave/core/keys.js';
+import { openRecipientCiphertext } from '../enclave/core/cms.js';
+import { createUnlockedKeyCustody } from '../enclave/core/keys.js';
 import { createEnclaveService } from '../enclave/core/service.js';
 import { makeRefreshSetup, runRefreshes, type RefreshSetup } from './bench-support.js';
 
@@ -86,7 +87,8 @@ async function attestFigure(): Promise<string> {
     const service = await createEnclaveService({
       nsm,
       bootKey: generateBootKey(),
-      custody: createInMemoryKeyCustody(),
+      custody: createUnlockedKeyCustody(new Uint8Array(32).fill(0x42)),
+      openRecipientCiphertext,
       srtTrust: { issuer: 'x', audience: null, keys: { keys: [{ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }), kid: 'k', alg: 'ES256' }] } },
       datIssuer: 'https://dip.example',
       version: 'bench',

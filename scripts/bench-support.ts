@@ -9,7 +9,8 @@ import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES } from '../protocol/l
 import { generateBootKey, openResponse, sealRequest } from '../protocol/hpke.js';
 import type { EnclaveRequest } from '../protocol/messages.js';
 import type { SrtTrust } from '../enclave/core/config.js';
-import { createInMemoryKeyCustody } from '../enclave/core/keys.js';
+import { openRecipientCiphertext } from '../enclave/core/cms.js';
+import { createUnlockedKeyCustody } from '../enclave/core/keys.js';
 import { createEnclaveService, type EnclaveService } from '../enclave/core/service.js';
 import type { Nsm } from '../enclave/nsm/nsm.js';
 
@@ -35,7 +36,8 @@ export async function makeRefreshSetup(options: { poolSize: number; now: () => n
   const service = await createEnclaveService({
     nsm: benchNsm,
     bootKey,
-    custody: createInMemoryKeyCustody(),
+    custody: createUnlockedKeyCustody(new Uint8Array(32).fill(0x42)),
+    openRecipientCiphertext,
     srtTrust,
     datIssuer: 'https://dip.example',
     version: 'bench',

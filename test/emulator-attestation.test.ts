@@ -24,7 +24,7 @@ test('the emulator writes AWS\'s exact shape: untagged COSE_Sign1, protected a1 
   const nsm = await createEmulatorNsm({ now: () => clock });
   const nonce = new Uint8Array(32).fill(0x4e);
   const publicKey = new Uint8Array(91).fill(0x50);
-  const userData = encodeUserData(new Uint8Array(32).fill(0x55));
+  const userData = encodeUserData({ jwksSha256: new Uint8Array(32).fill(0x55), mCommit: new Uint8Array(32).fill(0x56) });
   const document = await nsm.attestation({ nonce, publicKey, userData });
 
   assert.equal(document[0], 0x84, 'an untagged array of four');

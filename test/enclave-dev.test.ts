@@ -16,7 +16,8 @@ import { keyIdOf } from '../protocol/hpke.js';
 import { reservedUntilOf } from '../protocol/limits.js';
 import { parseResponseBody, type EnclaveResponse, type Op, type ResponseBodies } from '../protocol/messages.js';
 import type { FrameClient } from './support/frame-client.js';
-import { jwtClaims, mintSrt, openTokens, sealAssign, sealRefresh, spawnEnclave, type SpawnedEnclave } from './support/enclave.js';
+import { TEST_MASTER_SECRET, jwtClaims, mintSrt, openTokens, sealAssign, sealRefresh, spawnEnclave, type SpawnedEnclave } from './support/enclave.js';
+import { mCommitOf } from '../enclave/core/keys.js';
 
 function okBody<K extends Op>(op: K, response: EnclaveResponse): ResponseBodies[K] {
   assert.ok(response.ok, `expected ok, got ${JSON.stringify(!response.ok && response.error)}`);
@@ -49,8 +50,8 @@ describe('enclave process in development mode', () => {
   it('answers health with status ok, the package version and the key_id of the attested boot key', async () => {
     assert.deepEqual(
       okBody('health', await client.request('health')),
-      { status: 'ok', version: packageJson.version, key_id: keyIdOf(bootKey) },
-      'health names the boot key that attestation documents carry',
+      { status: 'ok', version: packageJson.version, key_id: keyIdOf(bootKey), m_commit: mCommitOf(TEST_MASTER_SECRET) },
+      'health names the boot key that attestation documents carry, and the M it was unlocked with',
     );
   });
 
@@ -66,12 +67,14 @@ describe('enclave process in development mode', () => {
     assert.deepEqual(userData.jwksSha256, new Uint8Array(createHash('sha256').update(attestedJwks).digest()), 'user_data binds the returned JWKS');
   });
 
-  it('publishes a JWKS of one public ES256 DAT key', async () => {
+  it('publishes a JWKS of three public ES256 DAT keys (epochs e-1, e, e+1)', async () => {
     const { jwks } = okBody('jwks', await client.request('jwks'));
     const set = JSON.parse(Buffer.from(jwks).toString('utf8'));
-    assert.equal(set.keys.length, 1);
-    assert.equal(set.keys[0].alg, 'ES256');
-    assert.equal(set.keys[0].d, undefined);
+    assert.equal(set.keys.length, 3, 'three DAT keys');
+    for (const key of set.keys) {
+      assert.equal(key.alg, 'ES256', 'ES256');
+      assert.equal(key.d, undefined, 'public only');
+    }
   });
 
   it('assigns, then refreshes, as an app would: sealed SRT in, sealed DAT and DRT out', async () => {
@@ -130,9 +133,10 @@ describe('enclave process in development mode', () => {
     assert.match(enclave.rootPem(), /^-----BEGIN CERTIFICATE-----\n/);
   });
 
-  it('logs only fixed events, the first two being started (development) and listening', () => {
+  it('logs only fixed events, the first three being started (development), clock_checked and listening', () => {
     const events = enclave.events();
-    assert.deepEqual(events.slice(0, 2).map((e) => e['event']), ['started', 'listening']);
+    assert.deepEqual(events.slice(0, 3).map((e) => e['event']), ['started', 'clock_checked', 'listening'], 'started, the SPEC §3 clock check, listening');
+    assert.equal(events[1]!['clock'], 'trusted', 'the emulator\'s clock is this clock');
     assert.equal(events[0]!['mode'], 'development');
     const lines = enclave.output().split('\n').filter((l) => l.length > 0);
     assert.ok(lines.every((l) => l.startsWith('{"time":')), 'every output line is a JSON event');

@@ -167,7 +167,7 @@ test('an emulator document verifies under the emulator root with DEV_PCRS, and c
   const nsm = await createEmulatorNsm();
   const nonce = new Uint8Array(32).fill(9);
   const publicKey = new Uint8Array(91).fill(4);
-  const userData = encodeUserData(new Uint8Array(32).fill(1));
+  const userData = encodeUserData({ jwksSha256: new Uint8Array(32).fill(1), mCommit: new Uint8Array(32).fill(2) });
   const document = await nsm.attestation({ nonce, publicKey, userData });
   const result = verifyAttestation(document, { root: nsm.rootCertificatePem, nonce, expectedPcrs: DEV_PCRS });
   assert.ok(result.moduleId.startsWith('dev-'), 'an emulator module id starts with dev-');

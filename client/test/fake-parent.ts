@@ -28,6 +28,8 @@ export const datKey = await signingKey();
 const drtKey = await signingKey();
 export const JWKS = new TextEncoder().encode(JSON.stringify({ keys: [datKey.jwk] }));
 export const IP = '198.51.100.23';
+/** The m_commit the fake enclave's documents carry (SPEC §3). */
+export const M_COMMIT = new Uint8Array(32).fill(0x6d);
 export const URL_BASE = 'http://parent.test:8080';
 
 export interface Tamper {
@@ -64,7 +66,7 @@ export function fakeParent(tamper: Tamper = {}, seen: { nonces: string[]; paths:
       const document = await (tamper.otherNsm ? otherNsm : nsm).attestation({
         nonce,
         publicKey: tamper.noPublicKey ? null : bootKey.publicKeySpki,
-        userData: tamper.noUserData ? null : encodeUserData(new Uint8Array(createHash('sha256').update(JWKS).digest())),
+        userData: tamper.noUserData ? null : encodeUserData({ jwksSha256: new Uint8Array(createHash('sha256').update(JWKS).digest()), mCommit: M_COMMIT }),
       });
       return json(200, { document: encodeBase64url(document), jwks: encodeBase64url(tamper.servedJwks ?? JWKS) });
     }

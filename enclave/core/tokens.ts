@@ -171,13 +171,16 @@ function drtVerificationKey(key: SigningKey): readonly VerificationKey[] {
 }
 
 /**
- * Verifies a DRT against the enclave's DRT key and issuer name. Throws `DipError` with
- * `drt_invalid` or `drt_expired` only. The header must be exactly {alg: ES256, typ: drt+jwt,
- * kid: <the DRT key>}, so a DAT (typ dat+jwt, DAT key) fails on both typ and key.
+ * Verifies a DRT against the DRT key its `kid` names — `drtKeyFor` answers only for the DRT keys
+ * the enclave accepts now (SPEC §3: epochs e-3 … e) — and the enclave's issuer name. Throws
+ * `DipError` with `drt_invalid` or `drt_expired` only. The header must be exactly {alg: ES256,
+ * typ: drt+jwt, kid}, so a DAT (typ dat+jwt, a DAT key) fails on both typ and key.
  */
-export function verifyDrt(key: SigningKey, iss: string, drt: string, now: number): DrtClaims {
-  const keys = drtVerificationKey(key);
-  const verified = verifyCompactJws(drt, DRT_ALLOWED, (header) => (header.kid === key.kid ? keys : []));
+export function verifyDrt(drtKeyFor: (kid: string) => SigningKey | null, iss: string, drt: string, now: number): DrtClaims {
+  const verified = verifyCompactJws(drt, DRT_ALLOWED, (header) => {
+    const key = typeof header.kid === 'string' ? drtKeyFor(header.kid) : null;
+    return key === null ? [] : drtVerificationKey(key);
+  });
   if (verified === null) throw new DipError('drt_invalid');
   const { header, payload: claims } = verified;
   if (header.typ !== DRT_TYP || Object.keys(header).length !== 3) throw new DipError('drt_invalid');

@@ -12,6 +12,7 @@ export type StopSignal = 'SIGTERM' | 'SIGINT';
 export type CrashKind = 'exception' | 'rejection';
 /** Why the server closed a connection that sent nothing wrong (issue #9). */
 export type CloseCause = 'idle_timeout' | 'frame_timeout' | 'evicted' | 'over_capacity';
+export type ClockState = 'trusted' | 'untrusted';
 
 /** Why startup stopped, each with the one message an operator sees; never library text. */
 export const STARTUP_FAILURES = {
@@ -66,6 +67,8 @@ export interface EventFields {
   bridge_exited: Record<string, never>;
   /** A bug escaped every handler; the process exits (in the enclave: reboots with a new boot key). */
   crashed: { kind: CrashKind };
+  /** SPEC §3: the clock was compared with the NSM's attestation timestamp. */
+  clock_checked: { clock: ClockState };
 }
 export type LogEvent = keyof EventFields;
 
@@ -85,6 +88,7 @@ const FIELD_CHECKS: Readonly<Record<string, (value: unknown) => boolean>> = {
   signal: (v) => typeof v === 'string' && SIGNALS.includes(v),
   kind: (v) => typeof v === 'string' && CRASH_KINDS.includes(v),
   cause: (v) => typeof v === 'string' && CLOSE_CAUSES.includes(v),
+  clock: (v) => v === 'trusted' || v === 'untrusted',
   version: (v) => typeof v === 'string' && VERSION_PATTERN.test(v),
   address: (v) => typeof v === 'string' && ADDRESS_PATTERN.test(v),
   op: isOp,
@@ -101,7 +105,7 @@ function isCount(value: unknown): boolean {
 
 const EVENTS: ReadonlySet<string> = new Set<LogEvent>([
   'started', 'listening', 'request_failed', 'connection_rejected', 'connection_closed', 'backpressure',
-  'stopping', 'stopped', 'startup_failed', 'bridge_exited', 'crashed',
+  'stopping', 'stopped', 'startup_failed', 'bridge_exited', 'crashed', 'clock_checked',
 ]);
 
 /** Keeps only the fields whose name and value pass FIELD_CHECKS; durations are rounded. */

@@ -12,7 +12,7 @@ import {
   parseTrustedJwk,
   srtTrustFromDevIssuer,
 } from '../core/config.js';
-import { createInMemoryKeyCustody, ecJwkThumbprint, signingKeyFromPrivateKey } from '../core/keys.js';
+import { createUnlockedKeyCustody, ecJwkThumbprint, signingKeyFromPrivateKey } from '../core/keys.js';
 import { createSrtVerifier } from '../core/tokens.js';
 import { AUDIENCE, ISSUER, NOW, SUB, makeIssuer, mintSrt } from './core-fixtures.js';
 
@@ -149,15 +149,16 @@ describe('development issuer trust (srtTrustFromDevIssuer)', () => {
 
 describe('signing keys (SPEC §3)', () => {
   it('makes distinct DAT and DRT keys', () => {
-    const custody = createInMemoryKeyCustody();
-    assert.notEqual(custody.datKey().kid, custody.drtKey().kid);
-    assert.notEqual(custody.datKey().privateKey, custody.drtKey().privateKey);
-    assert.notDeepEqual(custody.datKey().publicJwk, custody.drtKey().publicJwk);
-    assert.equal(custody.datKey(), custody.datKey());
+    const custody = createUnlockedKeyCustody(new Uint8Array(32).fill(1));
+    const keys = custody.keysFor(700);
+    assert.notEqual(keys.dat.kid, keys.drt.kid, 'distinct kids');
+    assert.notEqual(keys.dat.privateKey, keys.drt.privateKey, 'distinct private keys');
+    assert.notDeepEqual(keys.dat.publicJwk, keys.drt.publicJwk, 'distinct public keys');
+    assert.equal(custody.keysFor(700), keys, 'an epoch\'s keys are derived once');
   });
 
   it('uses the RFC 7638 thumbprint as kid and publishes a public ES256 signature JWK', async () => {
-    const key = createInMemoryKeyCustody().datKey();
+    const key = createUnlockedKeyCustody(new Uint8Array(32).fill(2)).keysFor(700).dat;
     assert.equal(key.kid, await calculateJwkThumbprint(key.publicJwk, 'sha256'));
     assert.deepEqual(Object.keys(key.publicJwk).sort(), ['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y']);
     assert.equal(key.publicJwk.alg, 'ES256');

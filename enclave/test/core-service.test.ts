@@ -2,23 +2,30 @@
 // HPKE as the app does it), the jwks/attest binding of SPEC §3, health, and error hygiene.
 
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { constants, createHash, privateDecrypt, type KeyObject } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { decodeAttestationPayload, decodeUserData } from '../../protocol/attestation-document.js';
 import { decodePaddedCbor, encodeCbor, encodePaddedCbor, isCborMap } from '../../protocol/cbor.js';
 import { decodeCoseSign1 } from '../../protocol/cose.js';
 import { DipError, type ErrorCode } from '../../protocol/errors.js';
 import { generateBootKey, keyIdOf, openResponse, sealRequest, type BootKey, type ResponseContext, type SealedOp } from '../../protocol/hpke.js';
-import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES, reservedUntilOf } from '../../protocol/limits.js';
+import { EPOCH_SECONDS, REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES, reservedUntilOf } from '../../protocol/limits.js';
 import type { EnclaveRequest } from '../../protocol/messages.js';
 import { createEmulatorNsm } from '../nsm/emulator.js';
 import type { AttestationRequest, Nsm } from '../nsm/nsm.js';
-import { createInMemoryKeyCustody, type KeyCustody } from '../core/keys.js';
+import { createUnlockedKeyCustody, type EpochKeys, type KeyCustody, type SigningKey } from '../core/keys.js';
 import { createEnclaveService, type EnclaveService } from '../core/service.js';
 import { issueDat, issueDrt, verifyDat, verifyDrt } from '../core/tokens.js';
 import { DAT_ISSUER, DID, NOW, SUB, decodeToken, makeIssuer, mintSrt, trustFor, type TestIssuer } from './core-fixtures.js';
 
 const IP = '198.51.100.23';
+const TEST_M = new Uint8Array(32).fill(0x33);
+const EPOCH = Math.floor(NOW / EPOCH_SECONDS);
+
+/** Stands in for the CMS reader in these tests: the "ciphertext" is RSA-OAEP-SHA256 of M itself. */
+function openTestCiphertext(ciphertext: Uint8Array, key: KeyObject): Uint8Array {
+  return new Uint8Array(privateDecrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, ciphertext));
+}
 
 class RecordingNsm implements Nsm {
   readonly requests: AttestationRequest[] = [];
@@ -33,6 +40,8 @@ interface Setup {
   service: EnclaveService;
   bootKey: BootKey;
   custody: KeyCustody;
+  /** The keys of NOW's epoch, which sign what the service issues at NOW. */
+  keys: EpochKeys;
   nsm: RecordingNsm;
   issuer: TestIssuer;
   clock: { now: number };
@@ -40,7 +49,7 @@ interface Setup {
 
 async function setup(): Promise<Setup> {
   const bootKey = generateBootKey();
-  const custody = createInMemoryKeyCustody();
+  const custody = createUnlockedKeyCustody(TEST_M);
   const nsm = new RecordingNsm();
   const issuer = makeIssuer('ES256');
   const clock = { now: NOW };
@@ -48,15 +57,21 @@ async function setup(): Promise<Setup> {
     nsm,
     bootKey,
     custody,
+    openRecipientCiphertext: openTestCiphertext,
     srtTrust: trustFor([issuer]),
     datIssuer: DAT_ISSUER,
     version: '1.2.3-test',
     now: () => clock.now,
   });
-  return { service, bootKey, custody, nsm, issuer, clock };
+  return { service, bootKey, custody, keys: custody.keysFor(EPOCH), nsm, issuer, clock };
 }
 
 let nextId = 1;
+
+/** The DRT keys the service accepts at NOW (SPEC §3: epochs e-3 … e). */
+function drtKeyOf(s: Setup): (kid: string) => SigningKey | null {
+  return (kid) => s.custody.drtKeyFor(kid, EPOCH);
+}
 
 /** Seals `payload` as the app does: CBOR padded to exactly REQUEST_PLAINTEXT_BYTES (SPEC §4). */
 function seal(s: Setup, op: SealedOp, payload: unknown): { request: Uint8Array; context: ResponseContext } {
@@ -114,10 +129,10 @@ describe('assign', () => {
     // NOW is 08:00:00 UTC and a DRT lives 60 whole days, so its exp is rounded up by 16 h.
     assert.equal(body.reservedUntil, NOW + 5_184_000 + 57_600, 'reservedUntil is the next 00:00 UTC after exp');
     assert.equal((body.reservedUntil as number) % 86_400, 0, 'reservedUntil is a midnight');
-    assert.deepEqual(await verifyDat(JSON.parse(Buffer.from(s.service.jwksBytes).toString()), DAT_ISSUER, dat, NOW), { ip: IP, exp: NOW + 259_200 });
-    assert.deepEqual(verifyDrt(s.custody.drtKey(), DAT_ISSUER, drt, NOW), { sub: SUB, did: DID, ip: IP, exp: NOW + 5_184_000 });
-    assert.equal(decodeToken(dat).header.kid, s.custody.datKey().kid);
-    assert.equal(decodeToken(drt).header.kid, s.custody.drtKey().kid);
+    assert.deepEqual(await verifyDat(JSON.parse(Buffer.from(s.service.jwksBytes()).toString()), DAT_ISSUER, dat, NOW), { ip: IP, exp: NOW + 259_200 });
+    assert.deepEqual(verifyDrt(drtKeyOf(s), DAT_ISSUER, drt, NOW), { sub: SUB, did: DID, ip: IP, exp: NOW + 5_184_000 });
+    assert.equal(decodeToken(dat).header.kid, s.keys.dat.kid);
+    assert.equal(decodeToken(drt).header.kid, s.keys.drt.kid);
   });
 
   it('refuses a request sealed for refresh (decrypt_failed)', async () => {
@@ -200,8 +215,8 @@ describe('refresh', () => {
       assert.equal(body.reservedUntil, reservedUntilOf(NOW + 86_400 + 5_184_000), 'reservedUntil is the new DRT exp rounded up');
       const { dat, drt } = openTokens(context, body);
       assert.notEqual(drt, first.drt);
-      assert.deepEqual(verifyDrt(s.custody.drtKey(), DAT_ISSUER, drt, s.clock.now), { sub: SUB, did: DID, ip: IP, exp: NOW + 86_400 + 5_184_000 });
-      assert.equal((await verifyDat({ keys: [s.custody.datKey().publicJwk] }, DAT_ISSUER, dat, s.clock.now)).ip, IP);
+      assert.deepEqual(verifyDrt(drtKeyOf(s), DAT_ISSUER, drt, s.clock.now), { sub: SUB, did: DID, ip: IP, exp: NOW + 86_400 + 5_184_000 });
+      assert.equal((await verifyDat({ keys: [s.keys.dat.publicJwk] }, DAT_ISSUER, dat, s.clock.now)).ip, IP);
     } finally {
       s.clock.now = NOW;
     }
@@ -227,21 +242,21 @@ describe('refresh', () => {
   });
 
   it('rejects an expired DRT (drt_expired)', async () => {
-    const old = issueDrt(s.custody.drtKey(), DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW - 5_184_000 - 90).token;
+    const old = issueDrt(s.keys.drt, DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW - 5_184_000 - 90).token;
     await rejects(s, await refreshWith({}, old), 'drt_expired');
   });
 
   it('rejects a DAT presented as a DRT (drt_invalid)', async () => {
     const { dat } = await assignFor(s);
     await rejects(s, await refreshWith({}, dat), 'drt_invalid');
-    const datKeyDrt = issueDrt(s.custody.datKey(), DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW).token;
+    const datKeyDrt = issueDrt(s.keys.dat, DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW).token;
     await rejects(s, await refreshWith({}, datKeyDrt), 'drt_invalid');
-    const drtKeyDat = issueDat(s.custody.drtKey(), DAT_ISSUER, IP, NOW).token;
+    const drtKeyDat = issueDat(s.keys.drt, DAT_ISSUER, IP, NOW).token;
     await rejects(s, await refreshWith({}, drtKeyDat), 'drt_invalid');
   });
 
   it('rejects a DRT from another enclave key (drt_invalid)', async () => {
-    const stranger = createInMemoryKeyCustody().drtKey();
+    const stranger = createUnlockedKeyCustody(new Uint8Array(32).fill(0x44)).keysFor(EPOCH).drt;
     await rejects(s, await refreshWith({}, issueDrt(stranger, DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW).token), 'drt_invalid');
   });
 
@@ -289,35 +304,42 @@ describe('jwks and attest', () => {
   it('publishes the DAT public key only, as UTF-8 JSON {"keys": [...]}', async () => {
     const body = await s.service.handle({ id: 1, op: 'jwks', body: {} });
     const jwks = body.jwks as Uint8Array;
-    assert.deepEqual(jwks, s.service.jwksBytes);
+    assert.deepEqual(jwks, s.service.jwksBytes());
     const parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(jwks)) as { keys: Record<string, unknown>[] };
     assert.deepEqual(Object.keys(parsed), ['keys']);
-    assert.equal(parsed.keys.length, 1);
-    assert.deepEqual(parsed.keys[0], { ...s.custody.datKey().publicJwk });
-    assert.notEqual(parsed.keys[0]!.kid, s.custody.drtKey().kid);
-    assert.equal('d' in parsed.keys[0]!, false);
-    assert.ok(!Buffer.from(jwks).toString().includes(s.custody.drtKey().publicJwk.x!), 'the DRT key is not in the JWKS');
+    assert.equal(parsed.keys.length, 3, 'the DAT keys of e-1, e, e+1');
+    assert.deepEqual(parsed.keys[1], { ...s.keys.dat.publicJwk }, 'the current DAT key in the middle');
+    for (const key of parsed.keys) {
+      assert.notEqual(key.kid, s.keys.drt.kid, 'no DRT key');
+      assert.equal('d' in key, false, 'no private part');
+    }
+    assert.ok(!Buffer.from(jwks).toString().includes(s.keys.drt.publicJwk.x!), 'the DRT key is not in the JWKS');
   });
 
   it('returns the same bytes every time, unaffected by callers that mutate them', async () => {
     const first = (await s.service.handle({ id: 1, op: 'jwks', body: {} })).jwks as Uint8Array;
     first.fill(0);
-    s.service.jwksBytes.fill(0);
+    s.service.jwksBytes().fill(0);
     const second = (await s.service.handle({ id: 2, op: 'jwks', body: {} })).jwks as Uint8Array;
-    assert.equal(JSON.parse(Buffer.from(second).toString()).keys[0].kid, s.custody.datKey().kid);
+    assert.equal(JSON.parse(Buffer.from(second).toString()).keys[1].kid, s.keys.dat.kid, 'the current DAT key is intact');
   });
 
   it('asks the NSM for a document binding the nonce, the boot key and sha256(jwks)', async () => {
     const fresh = await setup();
     const nonce = new Uint8Array(32).fill(7);
     const body = await fresh.service.handle({ id: 3, op: 'attest', body: { nonce } });
-    assert.deepEqual(body, { document: Uint8Array.of(0xd2, 0x84), jwks: fresh.service.jwksBytes }, 'attest returns the document and the JWKS it binds');
+    assert.deepEqual(body, { document: Uint8Array.of(0xd2, 0x84), jwks: fresh.service.jwksBytes() }, 'attest returns the document and the JWKS it binds');
     assert.equal(fresh.nsm.requests.length, 1);
     const sent = fresh.nsm.requests[0]!;
     assert.deepEqual(sent.nonce, nonce);
     assert.deepEqual(sent.publicKey, fresh.bootKey.publicKeySpki);
     const jwks = (await fresh.service.handle({ id: 4, op: 'jwks', body: {} })).jwks as Uint8Array;
-    assert.deepEqual(sent.userData, encodeCbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', createHash('sha256').update(jwks).digest()]])));
+    const mCommit = createHash('sha256').update('dip m commit v1').update(TEST_M).digest();
+    assert.deepEqual(
+      sent.userData,
+      encodeCbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', createHash('sha256').update(jwks).digest()], ['m_commit', mCommit]])),
+      'SPEC §3 user_data: v, jwks_sha256, m_commit = SHA-256("dip m commit v1" || M)',
+    );
     assert.deepEqual(decodeUserData(sent.userData!).jwksSha256, new Uint8Array(createHash('sha256').update(jwks).digest()));
   });
 
@@ -340,7 +362,8 @@ describe('jwks and attest', () => {
     const service = await createEnclaveService({
       nsm,
       bootKey,
-      custody: createInMemoryKeyCustody(),
+      custody: createUnlockedKeyCustody(TEST_M),
+      openRecipientCiphertext: openTestCiphertext,
       srtTrust: trustFor([makeIssuer('ES256')]),
       datIssuer: DAT_ISSUER,
       version: 'v',
@@ -350,16 +373,16 @@ describe('jwks and attest', () => {
     const payload = decodeAttestationPayload(decodeCoseSign1(document).payload);
     assert.deepEqual(payload.nonce, nonce);
     assert.deepEqual(payload.publicKey, bootKey.publicKeySpki);
-    assert.deepEqual(decodeUserData(payload.userData!).jwksSha256, new Uint8Array(createHash('sha256').update(service.jwksBytes).digest()));
+    assert.deepEqual(decodeUserData(payload.userData!).jwksSha256, new Uint8Array(createHash('sha256').update(service.jwksBytes()).digest()));
   });
 });
 
 describe('health and misuse', () => {
-  it('answers health with status ok, the version and the boot key id', async () => {
+  it('answers health with status ok, the version, the boot key id and m_commit', async () => {
     assert.deepEqual(
       await s.service.handle({ id: 1, op: 'health', body: {} }),
-      { status: 'ok', version: '1.2.3-test', key_id: keyIdOf(s.bootKey.publicKeySpki) },
-      'health names the boot key by its key_id',
+      { status: 'ok', version: '1.2.3-test', key_id: keyIdOf(s.bootKey.publicKeySpki), m_commit: s.custody.mCommit },
+      'health names the boot key by its key_id and the deployment by m_commit',
     );
   });
 
@@ -369,7 +392,8 @@ describe('health and misuse', () => {
     const service = await createEnclaveService({
       nsm: new RecordingNsm(),
       bootKey,
-      custody: createInMemoryKeyCustody(),
+      custody: createUnlockedKeyCustody(TEST_M),
+      openRecipientCiphertext: openTestCiphertext,
       srtTrust: trustFor([issuer]),
       datIssuer: DAT_ISSUER,
       version: 'v',
@@ -387,11 +411,10 @@ describe('health and misuse', () => {
     await rejects(s, { id: 1, op: 'sign', body: {} } as unknown as EnclaveRequest, 'unknown_op');
   });
 
-  it('refuses to start with one key for DATs and DRTs, no datIssuer, or no trusted SRT key', async () => {
-    const custody = createInMemoryKeyCustody();
-    const base = { nsm: new RecordingNsm(), bootKey: generateBootKey(), srtTrust: trustFor([makeIssuer()]), datIssuer: DAT_ISSUER, version: 'v' };
-    const same = { datKey: custody.datKey, drtKey: custody.datKey };
-    await assert.rejects(createEnclaveService({ ...base, custody: same }), TypeError);
+  it('refuses to start with no datIssuer, no CMS reader or no trusted SRT key', async () => {
+    const custody = createUnlockedKeyCustody(TEST_M);
+    const base = { nsm: new RecordingNsm(), bootKey: generateBootKey(), srtTrust: trustFor([makeIssuer()]), datIssuer: DAT_ISSUER, version: 'v', openRecipientCiphertext: openTestCiphertext };
+    await assert.rejects(createEnclaveService({ ...base, custody, openRecipientCiphertext: undefined as never }), TypeError);
     await assert.rejects(createEnclaveService({ ...base, custody, datIssuer: '' }), TypeError);
     await assert.rejects(createEnclaveService({ ...base, custody, version: 1 as unknown as string }), TypeError);
     await assert.rejects(createEnclaveService({ ...base, custody, srtTrust: trustFor([]) }), TypeError);
@@ -400,8 +423,8 @@ describe('health and misuse', () => {
   it('never puts the sub, the IP or a token in an error message', async () => {
     const secretSub = 'sub-4f1c9e2b-secret';
     const secretIp = '192.0.2.199';
-    const drt = issueDrt(s.custody.drtKey(), DAT_ISSUER, { sub: secretSub, did: DID, ip: secretIp }, NOW).token;
-    const expiredDrt = issueDrt(s.custody.drtKey(), DAT_ISSUER, { sub: secretSub, did: DID, ip: secretIp }, NOW - 6_000_000).token;
+    const drt = issueDrt(s.keys.drt, DAT_ISSUER, { sub: secretSub, did: DID, ip: secretIp }, NOW).token;
+    const expiredDrt = issueDrt(s.keys.drt, DAT_ISSUER, { sub: secretSub, did: DID, ip: secretIp }, NOW - 6_000_000).token;
     const requests: [EnclaveRequest, ErrorCode][] = [];
     const add = async (srtOverrides: Record<string, unknown>, drtToken: string, code: ErrorCode): Promise<void> => {
       const srt = await mintSrt(s.issuer, { sub: secretSub, ...srtOverrides });

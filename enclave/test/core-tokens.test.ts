@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { fc } from '../../protocol/test/fast-check.js';
 import { SignJWT, calculateJwkThumbprint, compactVerify, createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { DipError, type ErrorCode } from '../../protocol/errors.js';
-import { createInMemoryKeyCustody } from '../core/keys.js';
+import { createUnlockedKeyCustody, type SigningKey } from '../core/keys.js';
 import { ConfigError, type SrtTrust } from '../core/config.js';
 import { createSrtVerifier, issueDat, issueDrt, verifyDat, verifyDrt, InvalidDatError } from '../core/tokens.js';
 import {
@@ -286,9 +286,9 @@ describe('SRT verification', () => {
   });
 });
 
-const custody = createInMemoryKeyCustody();
-const datKey = custody.datKey();
-const drtKey = custody.drtKey();
+const { dat: datKey, drt: drtKey } = createUnlockedKeyCustody(new Uint8Array(32).fill(7)).keysFor(694);
+/** The DRT key resolver of one key: the enclave's is custody.drtKeyFor (epochs e-3 … e). */
+const onlyDrt = (kid: string): SigningKey | null => (kid === drtKey.kid ? drtKey : null);
 const IP = '203.0.113.7';
 
 describe('DAT issuance', () => {
@@ -363,44 +363,44 @@ describe('DRT verification', () => {
   const good = (now = NOW) => issueDrt(drtKey, DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, now).token;
 
   it('accepts a DRT it issued and returns sub, did, ip and exp', () => {
-    assert.deepEqual(verifyDrt(drtKey, DAT_ISSUER, good(), NOW + 10), { sub: SUB, did: DID, ip: IP, exp: NOW + 5_184_000 });
+    assert.deepEqual(verifyDrt(onlyDrt, DAT_ISSUER, good(), NOW + 10), { sub: SUB, did: DID, ip: IP, exp: NOW + 5_184_000 });
   });
 
   it('accepts a sub of 256 emoji (512 UTF-16 units) and rejects 257 or a lone surrogate', async () => {
     const withSub = (sub: string) => signEs256(drtKey.privateKey, drtHeader(drtKey), drtClaims({ sub }));
-    assert.equal(verifyDrt(drtKey, DAT_ISSUER, withSub('😀'.repeat(256)), NOW).sub, '😀'.repeat(256), '256 emoji');
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, withSub('😀'.repeat(257)), NOW), 'drt_invalid');
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, withSub('sub-\ud800'), NOW), 'drt_invalid');
+    assert.equal(verifyDrt(onlyDrt, DAT_ISSUER, withSub('😀'.repeat(256)), NOW).sub, '😀'.repeat(256), '256 emoji');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, withSub('😀'.repeat(257)), NOW), 'drt_invalid');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, withSub('sub-\ud800'), NOW), 'drt_invalid');
   });
 
   it('allows 60 s of skew on exp: 30 s ago is accepted, 90 s ago is drt_expired', async () => {
     const issuedAt = NOW - 5_184_000;
-    assert.equal(verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 30), NOW).sub, SUB);
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 90), NOW), 'drt_expired');
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
+    assert.equal(verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 30), NOW).sub, SUB);
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 90), NOW), 'drt_expired');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
   });
 
   it('accepts a DRT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
     const issuedAt = NOW - 5_184_000;
-    assert.equal(verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 59), NOW).sub, SUB, 'exp = now - 59 is within the skew');
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
+    assert.equal(verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 59), NOW).sub, SUB, 'exp = now - 59 is within the skew');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
   });
 
   it('rejects a DAT presented as a DRT', async () => {
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, issueDat(datKey, DAT_ISSUER, IP, NOW).token, NOW), 'drt_invalid');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, issueDat(datKey, DAT_ISSUER, IP, NOW).token, NOW), 'drt_invalid');
   });
 
   it('rejects a token signed with the DRT key but typed dat+jwt', async () => {
     const token = signEs256(drtKey.privateKey, drtHeader(drtKey, { typ: 'dat+jwt' }), drtClaims());
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, token, NOW), 'drt_invalid');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, token, NOW), 'drt_invalid');
     // The control: the same claims with typ drt+jwt verify.
-    assert.equal(verifyDrt(drtKey, DAT_ISSUER, signEs256(drtKey.privateKey, drtHeader(drtKey), drtClaims()), NOW).sub, SUB);
+    assert.equal(verifyDrt(onlyDrt, DAT_ISSUER, signEs256(drtKey.privateKey, drtHeader(drtKey), drtClaims()), NOW).sub, SUB);
   });
 
   it('rejects a token typed drt+jwt but signed with the DAT key', async () => {
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, issueDrt(datKey, DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW).token, NOW), 'drt_invalid');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, issueDrt(datKey, DAT_ISSUER, { sub: SUB, did: DID, ip: IP }, NOW).token, NOW), 'drt_invalid');
     const sameKidDatKey = signEs256(datKey.privateKey, drtHeader(drtKey), drtClaims());
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, sameKidDatKey, NOW), 'drt_invalid');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, sameKidDatKey, NOW), 'drt_invalid');
   });
 
   it('rejects alg none, HS256 and any other alg before looking at the key', async () => {
@@ -408,7 +408,7 @@ describe('DRT verification', () => {
     const hs256 = await new SignJWT(drtClaims()).setProtectedHeader({ alg: 'HS256', typ: 'drt+jwt', kid: drtKey.kid }).sign(new Uint8Array(publicDer));
     const none = unsignedToken({ alg: 'none', typ: 'drt+jwt', kid: drtKey.kid }, drtClaims());
     const es384 = signEs256(drtKey.privateKey, drtHeader(drtKey, { alg: 'ES384' }), drtClaims());
-    for (const token of [hs256, none, es384]) await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, token, NOW), 'drt_invalid');
+    for (const token of [hs256, none, es384]) await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, token, NOW), 'drt_invalid');
   });
 
   it('rejects extra header members, a DER signature and malformed tokens', async () => {
@@ -425,7 +425,7 @@ describe('DRT verification', () => {
       `${b64json(drtHeader(drtKey))}.!!!.${'A'.repeat(86)}`,
       `${Buffer.from('{not json').toString('base64url')}.${b64json(drtClaims())}.AAAA`,
     ];
-    for (const token of tokens) await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, token, NOW), 'drt_invalid');
+    for (const token of tokens) await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, token, NOW), 'drt_invalid');
   });
 
   it('rejects signed DRTs whose claims break the rules', async () => {
@@ -447,10 +447,10 @@ describe('DRT verification', () => {
     ];
     for (const overrides of variants) {
       const token = signEs256(drtKey.privateKey, drtHeader(drtKey), drtClaims(overrides));
-      await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, token, NOW), 'drt_invalid');
+      await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, token, NOW), 'drt_invalid');
     }
     const notAnObject = signEs256(drtKey.privateKey, drtHeader(drtKey), [1, 2] as unknown as Record<string, unknown>);
-    await rejectsWith(() => verifyDrt(drtKey, DAT_ISSUER, notAnObject, NOW), 'drt_invalid');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, notAnObject, NOW), 'drt_invalid');
   });
 
   it('is at least as strict as jose: every mutation it accepts, jose accepts too, and all failures are drt_invalid', async () => {
@@ -461,7 +461,7 @@ describe('DRT verification', () => {
         const mutated = token.slice(0, at) + char + token.slice(at + 1);
         let ours: boolean;
         try {
-          verifyDrt(drtKey, DAT_ISSUER, mutated, NOW);
+          verifyDrt(onlyDrt, DAT_ISSUER, mutated, NOW);
           ours = true;
         } catch (error) {
           assert.ok(error instanceof DipError && error.code === 'drt_invalid', 'drt_invalid');

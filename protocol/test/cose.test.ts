@@ -6,6 +6,7 @@ import {
   decodeAttestationPayload,
   decodeUserData,
   encodeAttestationPayload,
+  encodeKmsUserData,
   encodeUserData,
   type AttestationPayload,
 } from '../attestation-document.js';
@@ -294,28 +295,43 @@ test('encodeAttestationPayload refuses each invalid field with a TypeError', () 
 
 // --- user_data (SPEC §3) ---
 
-test('user_data round-trips and is exactly {"v": 1, "jwks_sha256": bstr(32)} in preferred serialization', () => {
+test('user_data round-trips and is exactly {"v": 1, "jwks_sha256": bstr(32), "m_commit": bstr(32)} in preferred serialization', () => {
   const digest = new Uint8Array(32).map((_, i) => i);
-  const bytes = encodeUserData(digest);
-  assert.equal(hex(bytes), `a2617601${'6b' + hex(new TextEncoder().encode('jwks_sha256'))}5820${hex(digest)}`);
-  assert.deepEqual(decodeUserData(bytes), { v: 1, jwksSha256: digest });
+  const mCommit = new Uint8Array(32).map((_, i) => 255 - i);
+  const bytes = encodeUserData({ jwksSha256: digest, mCommit });
+  const text = (t: string): string => hex(new TextEncoder().encode(t));
+  assert.equal(hex(bytes), `a3617601${'6b' + text('jwks_sha256')}5820${hex(digest)}${'68' + text('m_commit')}5820${hex(mCommit)}`, 'SPEC §3 bytes');
+  assert.deepEqual(decodeUserData(bytes), { v: 1, jwksSha256: digest, mCommit }, 'round trip');
 });
 
-test('encodeUserData refuses a digest that is not 32 bytes (TypeError)', () => {
-  assert.throws(() => encodeUserData(new Uint8Array(31)), TypeError);
-  assert.throws(() => encodeUserData('x' as unknown as Uint8Array), TypeError);
+test('encodeUserData refuses a digest or an m_commit that is not 32 bytes (TypeError)', () => {
+  const ok = new Uint8Array(32);
+  assert.throws(() => encodeUserData({ jwksSha256: new Uint8Array(31), mCommit: ok }), TypeError);
+  assert.throws(() => encodeUserData({ jwksSha256: ok, mCommit: new Uint8Array(33) }), TypeError);
+  assert.throws(() => encodeUserData({ jwksSha256: 'x' as unknown as Uint8Array, mCommit: ok }), TypeError);
+  assert.throws(() => encodeUserData(new Uint8Array(32) as never), TypeError);
+});
+
+test('the KMS recipient document user_data is exactly {"v": 1, "purpose": "kms"} (SPEC §5 key_request)', () => {
+  const text = (t: string): string => hex(new TextEncoder().encode(t));
+  assert.equal(hex(encodeKmsUserData()), `a2617601${'67' + text('purpose')}63${text('kms')}`, 'SPEC §5 bytes');
+  assert.throws(() => decodeUserData(encodeKmsUserData()), (e: unknown) => e instanceof AttestationError && e.code === 'user_data_malformed', 'not a token user_data');
 });
 
 const userDataHostile: Array<[string, Uint8Array]> = [
   ['not CBOR', Uint8Array.of(0xff)],
-  ['trailing bytes', concat(encodeUserData(new Uint8Array(32)), Uint8Array.of(0))],
+  ['trailing bytes', concat(encodeUserData({ jwksSha256: new Uint8Array(32), mCommit: new Uint8Array(32) }), Uint8Array.of(0))],
+  ['no m_commit (the user_data before key custody)', cbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', new Uint8Array(32)]]))],
+  ['a 31-byte m_commit', cbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', new Uint8Array(32)], ['m_commit', new Uint8Array(31)]]))],
+  ['a 33-byte m_commit', cbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', new Uint8Array(32)], ['m_commit', new Uint8Array(33)]]))],
   ['an array', cbor([1, new Uint8Array(32)])],
   ['version 2', cbor(new Map<string, unknown>([['v', 2], ['jwks_sha256', new Uint8Array(32)]]))],
   ['no version', cbor(new Map<string, unknown>([['jwks_sha256', new Uint8Array(32)], ['x', 1]]))],
   ['no digest', cbor(new Map<string, unknown>([['v', 1]]))],
   ['a 31-byte digest', cbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', new Uint8Array(31)]]))],
   ['a text digest', cbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', 'a'.repeat(32)]]))],
-  ['an extra key', cbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', new Uint8Array(32)], ['extra', 1]]))],
+  ['an extra key', cbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', new Uint8Array(32)], ['m_commit', new Uint8Array(32)], ['extra', 1]]))],
+  ['m_commit replaced by another key', cbor(new Map<string, unknown>([['v', 1], ['jwks_sha256', new Uint8Array(32)], ['extra', new Uint8Array(32)]]))],
   ['a duplicate key', rawMap([[cbor('v'), cbor(1)], [cbor('jwks_sha256'), cbor(new Uint8Array(32))], [cbor('v'), cbor(1)]])],
 ];
 

@@ -11,6 +11,10 @@ import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { open, seal } from '../../client/seal.js';
 import type { ResponseContext } from '../../protocol/hpke.js';
 import type { ListenAddress } from '../../enclave/io/address.js';
+import { envelopeForRecipient, rsa2048PublicKey } from '../../emulators/kms/cms.js';
+import { decodeAttestationPayload } from '../../protocol/attestation-document.js';
+import { decodeCoseSign1 } from '../../protocol/cose.js';
+import { parseResponseBody } from '../../protocol/messages.js';
 import { FrameClient, within } from './frame-client.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -73,12 +77,41 @@ function parseEvents(output: string): Array<Record<string, unknown>> {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+export interface SpawnOptions {
+  dir?: string;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * The master secret M to unlock the enclave with, as the parent would relay it from KMS (SPEC §9:
+   * key_request, a CMS envelope like KMS's for the recipient key, unlock); TEST_MASTER_SECRET by
+   * default. null leaves the enclave locked.
+   */
+  masterSecret?: Uint8Array | null;
+}
+
+/** The M that spawned enclaves share unless told otherwise, so DRTs survive their restarts. */
+export const TEST_MASTER_SECRET = new Uint8Array(32).map((_, i) => (i * 37 + 11) & 0xff);
+
+/**
+ * SPEC §9 as the parent does it, with the KMS emulator's CMS writer standing in for KMS:
+ * key_request → envelope M for the document's RSA public key → unlock. Returns the unlock body.
+ */
+export async function unlockEnclave(client: FrameClient, masterSecret: Uint8Array): Promise<{ epoch: number; m_commit: Uint8Array }> {
+  const requested = await client.request('key_request');
+  if (!requested.ok) throw new Error(`key_request failed: ${requested.error.code}`);
+  const { document } = parseResponseBody('key_request', requested.body)!;
+  const recipient = rsa2048PublicKey(decodeAttestationPayload(decodeCoseSign1(document).payload).publicKey!);
+  if (recipient === null) throw new Error('key_request did not return an RSA-2048 recipient key');
+  const unlocked = await client.request('unlock', { recipient_ciphertext: envelopeForRecipient(masterSecret, recipient) });
+  if (!unlocked.ok) throw new Error(`unlock failed: ${unlocked.error.code}`);
+  return parseResponseBody('unlock', unlocked.body)!;
+}
+
 /**
  * Spawns a development enclave listening on DIR/enclave.sock and resolves once it logs
- * `listening`. Register `stop` with t.after / after: the helper never leaves a child behind
+ * `listening` and (unless `masterSecret` is null) is unlocked. Register `stop` with t.after / after: the helper never leaves a child behind
  * on its own failure paths.
  */
-export async function spawnEnclave(options: { dir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<SpawnedEnclave> {
+export async function spawnEnclave(options: SpawnOptions = {}): Promise<SpawnedEnclave> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dip-enclave-'));
   const ownsDir = options.dir === undefined;
   const address = { kind: 'unix', path: join(dir, 'enclave.sock') } as const;
@@ -110,6 +143,19 @@ export async function spawnEnclave(options: { dir?: string; env?: NodeJS.Process
     if (ownsDir) rmSync(dir, { recursive: true, force: true });
     return run.exited;
   };
+
+  const masterSecret = options.masterSecret === undefined ? TEST_MASTER_SECRET : options.masterSecret;
+  if (masterSecret !== null) {
+    const client = await FrameClient.connect(address);
+    try {
+      await within(unlockEnclave(client, masterSecret), 60_000, 'enclave unlock');
+    } catch (error) {
+      await stop();
+      throw error;
+    } finally {
+      client.close();
+    }
+  }
 
   return {
     child: run.child,
