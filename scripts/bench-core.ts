@@ -6,7 +6,9 @@
 import { createECDH, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { generateBootKey } from '../protocol/hpke.js';
 import { openRecipientCiphertext } from '../enclave/core/cms.js';
-import { createUnlockedKeyCustody } from '../enclave/core/keys.js';
+import { createKeyCustody, createUnlockedKeyCustody } from '../enclave/core/keys.js';
+import { decodeAttestationPayload } from '../protocol/attestation-document.js';
+import { decodeCoseSign1 } from '../protocol/cose.js';
 import { createEnclaveService } from '../enclave/core/service.js';
 import { makeRefreshSetup, runRefreshes, type RefreshSetup } from './bench-support.js';
 
@@ -17,6 +19,7 @@ const SEALED_POOL = 300;
 const RSS_REFRESHES = 10_000;
 const WARM_UP_REFRESHES = 3000;
 const ATTEST_ITERATIONS = 200;
+const UNLOCK_ITERATIONS = 30;
 const NOW = 1_800_000_000;
 
 function seconds(start: bigint): number {
@@ -103,6 +106,41 @@ async function attestFigure(): Promise<string> {
   }
 }
 
+/** SPEC §9 in-process: key_request (a fresh RSA-2048 key and a document) + a KMS-shaped CMS + unlock. */
+async function unlockFigure(): Promise<string> {
+  const emulator = await import('../enclave/nsm/emulator.js');
+  const { envelopeForRecipient, rsa2048PublicKey } = await import('../emulators/kms/cms.js');
+  const nsm = await emulator.createEmulatorNsm();
+  try {
+    const masterSecret = new Uint8Array(32).fill(0x42);
+    const service = await createEnclaveService({
+      nsm,
+      bootKey: generateBootKey(),
+      custody: createKeyCustody(),
+      openRecipientCiphertext,
+      srtTrust: { issuer: 'x', audience: null, keys: { keys: [{ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }), kid: 'k', alg: 'ES256' }] } },
+      datIssuer: 'https://dip.example',
+      version: 'bench',
+    });
+    let keyRequestSeconds = 0;
+    let unlockSeconds = 0;
+    for (let i = 0; i < UNLOCK_ITERATIONS; i++) {
+      let start = process.hrtime.bigint();
+      const { document } = (await service.handle({ id: i, op: 'key_request', body: {} })) as { document: Uint8Array };
+      keyRequestSeconds += seconds(start);
+      const spki = decodeAttestationPayload(decodeCoseSign1(document).payload).publicKey!;
+      const envelope = envelopeForRecipient(masterSecret, rsa2048PublicKey(spki)!);
+      start = process.hrtime.bigint();
+      await service.handle({ id: i, op: 'unlock', body: { recipient_ciphertext: envelope } });
+      unlockSeconds += seconds(start);
+    }
+    const perPair = (keyRequestSeconds + unlockSeconds) / UNLOCK_ITERATIONS;
+    return `key_request + unlock: ${(1 / perPair).toFixed(1)}/s (key_request ${((keyRequestSeconds / UNLOCK_ITERATIONS) * 1000).toFixed(1)} ms, unlock ${((unlockSeconds / UNLOCK_ITERATIONS) * 1000).toFixed(2)} ms; emulator NSM, ${UNLOCK_ITERATIONS} pairs)`;
+  } finally {
+    await nsm.close();
+  }
+}
+
 async function main(): Promise<void> {
   console.log(`bench-core: node ${process.version}, ${ROUNDS} interleaved rounds, medians reported`);
   console.log('setting up (sealing is done here, outside every timed loop) ...');
@@ -132,6 +170,7 @@ async function main(): Promise<void> {
   console.log(`    same, 16 in flight: ${concurrent.opsPerSecond.toFixed(0)} refresh/s, ${concurrent.cpuMicros.toFixed(0)} µs CPU each`);
   console.log(`(3) ratio refresh / floor: ${(refreshOps / floorOps).toFixed(2)} by medians of throughput, ${pairRatio.toFixed(2)} median of per-round ratios, ${(floorCpu / refreshCpu).toFixed(2)} by CPU time`);
   console.log(`(4) ${await attestFigure()}`);
+  console.log(`(4b) ${await unlockFigure()}`);
 
   const rssBefore = process.memoryUsage().rss;
   await refreshRun(setup, RSS_REFRESHES);

@@ -90,7 +90,8 @@ export function createSrtVerifier(trust: SrtTrust): SrtVerifier {
     if (iss !== issuer || (audience !== null && !hasAudience(claims.aud, audience))) throw new DipError('srt_invalid');
     if (!isFiniteNumber(iat) || !isFiniteNumber(exp) || (nbf !== undefined && !isFiniteNumber(nbf))) throw new DipError('srt_invalid');
     if (nbf !== undefined && nbf > now + CLOCK_SKEW_SECONDS) throw new DipError('srt_invalid');
-    if (exp <= now - CLOCK_SKEW_SECONDS) throw new DipError('srt_expired');
+    // SPEC §2, 60 s of skew both ways and inclusive (issue 9): exp = now - 60 is still accepted.
+    if (exp < now - CLOCK_SKEW_SECONDS) throw new DipError('srt_expired');
     if (!isSubscriptionId(sub)) throw new DipError('srt_invalid');
     // An SRT from the future is as wrong as an expired one is old.
     if (iat > now + CLOCK_SKEW_SECONDS) throw new DipError('srt_invalid');
@@ -191,7 +192,7 @@ export function verifyDrt(drtKeyFor: (kid: string) => SigningKey | null, iss: st
   if (!isFiniteNumber(iat) || !isFiniteNumber(exp)) throw new DipError('drt_invalid');
   if (!isPlainObject(entitlement) || !isVersion(entitlement.did)) throw new DipError('drt_invalid');
   if (!isPlainObject(details) || typeof details.ip !== 'string' || !isCanonicalIp(details.ip)) throw new DipError('drt_invalid');
-  if (exp <= now - CLOCK_SKEW_SECONDS) throw new DipError('drt_expired');
+  if (exp < now - CLOCK_SKEW_SECONDS) throw new DipError('drt_expired');
   return { sub, did: entitlement.did, ip: details.ip, exp };
 }
 

@@ -36,7 +36,9 @@ function joseReferenceVerifier(trust: SrtTrust): (srt: string, now: number) => P
       ({ payload } = await jwtVerify(srt, keySet, {
         algorithms: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
         issuer: trust.issuer,
-        clockTolerance: 60,
+        // jose expires a token when exp <= now - tolerance; SPEC §2's skew is inclusive (issue 9:
+        // exp = now - 60 is accepted), so 61 here and the nbf bound checked below at 60.
+        clockTolerance: 61,
         requiredClaims: ['iss', 'sub', 'exp', 'iat'],
         ...(trust.audience === null ? {} : { audience: trust.audience }),
         currentDate: new Date(now * 1000),
@@ -44,7 +46,8 @@ function joseReferenceVerifier(trust: SrtTrust): (srt: string, now: number) => P
     } catch (error) {
       throw new DipError((error as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'srt_expired' : 'srt_invalid');
     }
-    const { sub, iat, exp } = payload as { sub: unknown; iat: number; exp: number };
+    const { sub, iat, exp, nbf } = payload as { sub: unknown; iat: number; exp: number; nbf?: number };
+    if (nbf !== undefined && nbf > now + 60) throw new DipError('srt_invalid');
     // Well-formed iff a UTF-8 round trip keeps it: independent of protocol/text.ts.
     const wellFormed = typeof sub === 'string' && new TextDecoder().decode(new TextEncoder().encode(sub)) === sub;
     if (typeof sub !== 'string' || sub.length === 0 || [...sub].length > 256 || !wellFormed) throw new DipError('srt_invalid');
@@ -160,14 +163,13 @@ describe('SRT verification', () => {
   it('allows 60 s of skew on exp: 30 s ago is accepted, 90 s ago is srt_expired', async () => {
     assert.equal((await verifySrt(await mintSrt(es256, { exp: NOW - 30 }), NOW)).sub, SUB);
     await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 90 }), NOW), 'srt_expired');
-    await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 60 }), NOW), 'srt_expired');
   });
 
   // SPEC §2, 60 s of skew, at the exact second: these fail if 60 becomes 59 or 61, or a < becomes <=.
-  // exp follows RFC 7519 §4.1.4 as jose does: the token is valid while now - skew < exp.
-  it('accepts an SRT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
-    assert.equal((await verifySrt(await mintSrt(es256, { exp: NOW - 59 }), NOW)).sub, SUB, 'exp = now - 59 is within the skew');
-    await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 60 }), NOW), 'srt_expired');
+  // The skew is inclusive both ways (issue 9): nbf/iat = now + 60 and exp = now - 60 are accepted.
+  it('accepts an SRT whose exp is exactly 60 s ago and refuses one whose exp is exactly 61 s ago', async () => {
+    assert.equal((await verifySrt(await mintSrt(es256, { exp: NOW - 60 }), NOW)).sub, SUB, 'exp = now - 60 is within the skew');
+    await rejectsWith(verifySrt(await mintSrt(es256, { exp: NOW - 61 }), NOW), 'srt_expired');
   });
 
   it('accepts an SRT whose nbf is exactly now + 60 s and refuses now + 61 s', async () => {
@@ -252,8 +254,8 @@ describe('SRT verification', () => {
           sub: claim(SUB, '', 'x'.repeat(257), undefined, 5, null, 'x'.repeat(256), '😀'.repeat(256), '\ud800'),
           aud: claim(AUDIENCE, ['x', AUDIENCE], 'other', undefined, ['other']),
           iat: claim(NOW - 600, NOW + 30, NOW + 120, undefined, 'yesterday'),
-          exp: claim(3600, -30, -90, -60, 72 * 3600, undefined, 'soon'),
-          nbf: claim(undefined, NOW + 30, NOW + 120, 'later'),
+          exp: claim(3600, -30, -90, -60, -61, 72 * 3600, undefined, 'soon'),
+          nbf: claim(undefined, NOW + 30, NOW + 60, NOW + 61, NOW + 120, 'later'),
           entitlements: claim({ 'xv.vpn.dip': { did: 2 } }, undefined, { 'xv.vpn.dip': { did: -1 } }, { 'xv.vpn.dip': { did: 1.5 } }),
         }),
         async (v) => {
@@ -377,13 +379,12 @@ describe('DRT verification', () => {
     const issuedAt = NOW - 5_184_000;
     assert.equal(verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 30), NOW).sub, SUB);
     await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 90), NOW), 'drt_expired');
-    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
   });
 
-  it('accepts a DRT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
+  it('accepts a DRT whose exp is exactly 60 s ago and refuses one whose exp is exactly 61 s ago', async () => {
     const issuedAt = NOW - 5_184_000;
-    assert.equal(verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 59), NOW).sub, SUB, 'exp = now - 59 is within the skew');
-    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 60), NOW), 'drt_expired');
+    assert.equal(verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 60), NOW).sub, SUB, 'exp = now - 60 is within the skew');
+    await rejectsWith(() => verifyDrt(onlyDrt, DAT_ISSUER, good(issuedAt - 61), NOW), 'drt_expired');
   });
 
   it('rejects a DAT presented as a DRT', async () => {
