@@ -11,11 +11,11 @@ import {
   createHmac,
   createPublicKey,
   generateKeyPairSync,
-  randomBytes,
   type ECDH,
 } from 'node:crypto';
 import { DipError } from './errors.js';
 import { KEY_ID_BYTES, MIN_SEALED_REQUEST_BYTES, SEALED_REQUEST_HEADER_BYTES, SEALED_REQUEST_VERSION } from './limits.js';
+import { pooledRandomBytes } from './random.js';
 import { KEY_ID_AT, SUITE_AT } from './sealed-header.js';
 
 export const KEM_ID = 0x0010, KDF_ID = 0x0001, AEAD_ID = 0x0002;
@@ -541,7 +541,7 @@ function responseKeys(context: ResponseContext, responseNonce: Uint8Array): { ke
 export function sealResponse(context: ResponseContext, plaintext: Uint8Array): Uint8Array {
   checkResponseContext(context);
   requireBytes(plaintext, 'plaintext');
-  const responseNonce = own(randomBytes(RESPONSE_NONCE_BYTES));
+  const responseNonce = pooledRandomBytes(RESPONSE_NONCE_BYTES);
   const { key, nonce } = responseKeys(context, responseNonce);
   return concat(responseNonce, gcmSeal(key, nonce, EMPTY, plaintext));
 }

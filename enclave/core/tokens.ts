@@ -5,8 +5,9 @@
 // jose's jwtVerify order, so that the error code of a token breaking several rules is stable;
 // core-tokens tests run the same tokens through jose as a reference.
 
-import { randomBytes, sign, type JsonWebKey } from 'node:crypto';
+import { sign, type JsonWebKey } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { pooledRandomBytes } from '../../protocol/random.js';
 import { DipError } from '../../protocol/errors.js';
 import { isCanonicalIp } from '../../protocol/ip.js';
 import {
@@ -127,7 +128,7 @@ function signJwt(key: SigningKey, typ: string, claims: Record<string, unknown>):
 
 /** 128 random bits, base64url (SPEC §2 `jti`). */
 function newJti(): string {
-  return randomBytes(16).toString('base64url');
+  return Buffer.from(pooledRandomBytes(16)).toString('base64url');
 }
 
 function requireIp(ip: string): void {
