@@ -153,7 +153,7 @@ describe('a pinned m_commit (SPEC §3, §7 step 7)', () => {
 
   it('refuses a document naming another m_commit: attestation_failed (m_commit_mismatch), nothing is sent', async () => {
     const other = M_COMMIT.slice();
-    other[31] ^= 1;
+    other[31] = 0x6c; // M_COMMIT is all 0x6d: one byte differs
     const seen = { nonces: [] as string[], paths: [] as string[] };
     await assert.rejects(
       assign({ url: URL_BASE, srt: SRT, ip: IP, trust: { ...trust, mCommit: M_COMMIT }, fetch: fakeParent({ mCommit: other }, seen) }),
