@@ -1965,12 +1965,11 @@ function readBytes(io, path, what) {
     throw new UsageError(`cannot read ${what}`);
   }
 }
-function writeSecret(io, path, text) {
+function writeAtomically(io, path, data, mode) {
   const target = resolve(io.cwd, path);
   const temporary = `${target}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, text.endsWith("\n") ? text : `${text}
-`, { mode: 384 });
+    writeFileSync(temporary, data, { mode });
     renameSync(temporary, target);
     return true;
   } catch {
@@ -1981,20 +1980,12 @@ function writeSecret(io, path, text) {
     return false;
   }
 }
+function writeSecret(io, path, text) {
+  return writeAtomically(io, path, text.endsWith("\n") ? text : `${text}
+`, 384);
+}
 function writePublic(io, path, bytes) {
-  const target = resolve(io.cwd, path);
-  const temporary = `${target}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temporary, bytes, { mode: 420 });
-    renameSync(temporary, target);
-    return true;
-  } catch {
-    try {
-      unlinkSync(temporary);
-    } catch {
-    }
-    return false;
-  }
+  return writeAtomically(io, path, bytes, 420);
 }
 function checkWritable(ctx, name) {
   const path = str(ctx.values, name);

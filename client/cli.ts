@@ -157,14 +157,15 @@ function readBytes(io: CliIo, path: string, what: string): Uint8Array {
 }
 
 /**
- * Writes a secret (mode 600) through a temporary file and a rename, so a failure never leaves half
- * a token where the previous one was (refresh may replace the DRT it read). Returns false on failure.
+ * Writes through a temporary file and a rename, so a failure never leaves half a file where the
+ * previous one was (refresh may replace the DRT it read; a VPN server may be reading its JWKS).
+ * Returns false on failure.
  */
-function writeSecret(io: CliIo, path: string, text: string): boolean {
+function writeAtomically(io: CliIo, path: string, data: string | Uint8Array, mode: number): boolean {
   const target = resolve(io.cwd, path);
   const temporary = `${target}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, text.endsWith('\n') ? text : `${text}\n`, { mode: 0o600 });
+    writeFileSync(temporary, data, { mode });
     renameSync(temporary, target);
     return true;
   } catch {
@@ -177,25 +178,14 @@ function writeSecret(io: CliIo, path: string, text: string): boolean {
   }
 }
 
-/**
- * Writes public bytes exactly as given (mode 644) through a temporary file and a rename, so a
- * reader such as a VPN server never sees half a file. Returns false on failure.
- */
+/** A token or backup: owner-only (mode 600), one line. */
+function writeSecret(io: CliIo, path: string, text: string): boolean {
+  return writeAtomically(io, path, text.endsWith('\n') ? text : `${text}\n`, 0o600);
+}
+
+/** Public bytes exactly as given (mode 644): a JWKS whose SHA-256 must stay the attested one. */
 function writePublic(io: CliIo, path: string, bytes: Uint8Array): boolean {
-  const target = resolve(io.cwd, path);
-  const temporary = `${target}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temporary, bytes, { mode: 0o644 });
-    renameSync(temporary, target);
-    return true;
-  } catch {
-    try {
-      unlinkSync(temporary);
-    } catch {
-      // nothing was written
-    }
-    return false;
-  }
+  return writeAtomically(io, path, bytes, 0o644);
 }
 
 /** Refuses, before any server call, an output path that cannot take a file: a usage mistake. */
