@@ -456,12 +456,15 @@ function decodeUserData(bytes) {
     if (error instanceof CborDecodeError) throw new AttestationError("user_data_malformed");
     throw error;
   }
-  if (!isCborMap(map) || map.size !== 2 || map.get("v") !== USER_DATA_VERSION) {
+  if (!isCborMap(map) || map.size !== 3 || map.get("v") !== USER_DATA_VERSION) {
     throw new AttestationError("user_data_malformed");
   }
   const jwksSha256 = map.get("jwks_sha256");
-  if (!bytesIn(jwksSha256, SHA256_BYTES, SHA256_BYTES)) throw new AttestationError("user_data_malformed");
-  return { v: USER_DATA_VERSION, jwksSha256 };
+  const mCommit = map.get("m_commit");
+  if (!bytesIn(jwksSha256, SHA256_BYTES, SHA256_BYTES) || !bytesIn(mCommit, SHA256_BYTES, SHA256_BYTES)) {
+    throw new AttestationError("user_data_malformed");
+  }
+  return { v: USER_DATA_VERSION, jwksSha256, mCommit };
 }
 
 // protocol/base64url.ts
@@ -1693,6 +1696,7 @@ async function mintDevSrt(issuer, claims) {
 
 // client/flows.ts
 var NONCE_BYTES = 32;
+var M_COMMIT_BYTES = 32;
 function bytesEqual2(a, b) {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
@@ -1703,10 +1707,14 @@ function parentOf(options) {
   });
 }
 async function attestWith(parent, trust) {
+  if (trust.mCommit !== void 0 && (!(trust.mCommit instanceof Uint8Array) || trust.mCommit.length !== M_COMMIT_BYTES)) {
+    throw new TypeError("trust.mCommit must be 32 bytes");
+  }
   const nonce = new Uint8Array(randomBytes3(NONCE_BYTES));
   const { document, jwks } = await parent.attestation(nonce);
   let attestation;
   let jwksSha256;
+  let mCommit;
   try {
     attestation = verifyAttestation(document, {
       root: trust.root,
@@ -1717,7 +1725,7 @@ async function attestWith(parent, trust) {
       ...trust.maxAgeMs === void 0 ? {} : { maxAgeMs: trust.maxAgeMs }
     });
     if (attestation.userData === null) throw new AttestationError("user_data_malformed");
-    jwksSha256 = decodeUserData(attestation.userData).jwksSha256;
+    ({ jwksSha256, mCommit } = decodeUserData(attestation.userData));
   } catch (error) {
     if (error instanceof AttestationError) throw new ClientError("attestation_failed", false, error.code);
     throw error;
@@ -1725,6 +1733,9 @@ async function attestWith(parent, trust) {
   if (attestation.publicKey === null) throw new ClientError("attestation_failed", false, "public_key_missing");
   if (!bytesEqual2(new Uint8Array(createHash3("sha256").update(jwks).digest()), jwksSha256)) {
     throw new ClientError("jwks_mismatch");
+  }
+  if (trust.mCommit !== void 0 && !bytesEqual2(mCommit, trust.mCommit)) {
+    throw new ClientError("attestation_failed", false, "m_commit_mismatch");
   }
   return { attestation, bootPublicKey: attestation.publicKey, jwks };
 }
@@ -1749,11 +1760,19 @@ async function checkTokens(opened, answer, expected) {
 }
 async function run(options, request, send, ip) {
   const parent = parentOf(options);
-  const enclave = await attestWith(parent, options.trust);
-  const sealed = seal(enclave.bootPublicKey, request);
-  const answer = await send(parent, sealed.encapsulatedRequest);
-  const opened = open(sealed.context, answer.response);
-  return checkTokens(opened, answer, { ip, srt: request.srt, jwks: enclave.jwks });
+  for (let attempt = 1; ; attempt++) {
+    const enclave = await attestWith(parent, options.trust);
+    const sealed = seal(enclave.bootPublicKey, request);
+    let answer;
+    try {
+      answer = await send(parent, sealed.encapsulatedRequest);
+    } catch (error) {
+      if (attempt === 1 && error instanceof ClientError && error.code === "key_unknown") continue;
+      throw error;
+    }
+    const opened = open(sealed.context, answer.response);
+    return checkTokens(opened, answer, { ip, srt: request.srt, jwks: enclave.jwks });
+  }
 }
 function assign(options) {
   const { srt, ip } = options;
@@ -1890,7 +1909,8 @@ var ENVIRONMENT = {
   url: "DIP_URL",
   root: "DIP_ROOT",
   "root-sha256": "DIP_ROOT_SHA256",
-  manifest: "DIP_MANIFEST"
+  manifest: "DIP_MANIFEST",
+  "m-commit": "DIP_M_COMMIT"
 };
 var COMMON = {
   help: { type: "boolean", short: "h" },
@@ -1945,12 +1965,11 @@ function readBytes(io, path, what) {
     throw new UsageError(`cannot read ${what}`);
   }
 }
-function writeSecret(io, path, text) {
+function writeAtomically(io, path, data, mode) {
   const target = resolve(io.cwd, path);
   const temporary = `${target}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, text.endsWith("\n") ? text : `${text}
-`, { mode: 384 });
+    writeFileSync(temporary, data, { mode });
     renameSync(temporary, target);
     return true;
   } catch {
@@ -1960,6 +1979,13 @@ function writeSecret(io, path, text) {
     }
     return false;
   }
+}
+function writeSecret(io, path, text) {
+  return writeAtomically(io, path, text.endsWith("\n") ? text : `${text}
+`, 384);
+}
+function writePublic(io, path, bytes) {
+  return writeAtomically(io, path, bytes, 420);
 }
 function checkWritable(ctx, name) {
   const path = str(ctx.values, name);
@@ -2021,6 +2047,13 @@ function hexBytes(text, name) {
   const hex3 = text.startsWith("0x") ? text.slice(2) : text;
   if (!/^([0-9a-fA-F]{2})+$/.test(hex3)) throw new UsageError(`--${name} must be hex`);
   return new Uint8Array(Buffer.from(hex3, "hex"));
+}
+function mCommitOf(ctx) {
+  const text = required(ctx.values, "m-commit");
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return new Uint8Array(Buffer.from(text, "hex"));
+  const bytes = /^[A-Za-z0-9_-]{43}$/.test(text) ? decodeBase64url(text) : null;
+  if (bytes === null || bytes.length !== 32) throw new UsageError(`${label(ctx, "m-commit")} must be 32 bytes as 64 hex digits or 43 base64url characters`);
+  return bytes;
 }
 function expectedPcrs(ctx, all) {
   const { values, io } = ctx;
@@ -2268,6 +2301,41 @@ names the failed check and exits 1.
       ]);
     }
   },
+  jwks: {
+    usage: "dip jwks --url URL (--manifest FILE | --dev | --pcr0 HEX --pcr1 HEX --pcr2 HEX) --m-commit HEX|B64URL [--out FILE]",
+    summary: "for VPN servers: take the DAT keys from a verified attestation whose m_commit is pinned",
+    help: `Fetches an attestation document with a fresh nonce, verifies it (SPEC §7), checks that the JWKS
+beside it hashes to user_data.jwks_sha256 and that user_data.m_commit is the deployment's, and only
+then writes the JWKS: the exact bytes the document binds (their SHA-256 is jwks_sha256). An enclave
+handed another master secret fails with attestation_failed (m_commit_mismatch) and nothing is written.
+  --m-commit HEX|B64URL  the deployment's m_commit (the keyset file's m_commit; or DIP_M_COMMIT)
+  --out FILE             write the JWKS there (mode 644, replaced atomically) instead of stdout
+${TRUST_HELP}`,
+    options: { ...TRUST_OPTIONS, "m-commit": { type: "string" }, out: { type: "string" } },
+    async run(ctx) {
+      const mCommit = mCommitOf(ctx);
+      const out = checkWritable(ctx, "out");
+      const connection = connect(ctx);
+      const enclave = await attest({ ...connection, trust: { ...connection.trust, mCommit } });
+      const jwksSha256 = createHash5("sha256").update(enclave.jwks).digest("hex");
+      const keys = JSON.parse(Buffer.from(enclave.jwks).toString("utf8")).keys.map((k) => k.kid);
+      if (out !== void 0 && !writePublic(ctx.io, out, enclave.jwks)) throw new UsageError("cannot write --out");
+      const mCommitHex = Buffer.from(mCommit).toString("hex");
+      if (ctx.json) {
+        const jwks = JSON.parse(Buffer.from(enclave.jwks).toString("utf8"));
+        print(ctx, { ...out === void 0 ? { jwks } : { out }, jwksSha256, mCommit: mCommitHex, datKeys: keys, moduleId: enclave.attestation.moduleId }, []);
+      } else if (out === void 0) {
+        ctx.io.out(`${Buffer.from(enclave.jwks).toString("utf8")}
+`);
+      } else {
+        ctx.io.out(`JWKS written to ${out}
+sha256 ${jwksSha256} (= user_data.jwks_sha256)
+m_commit ${mCommitHex} (pinned, matches)
+DAT keys ${keys.join(", ")}
+`);
+      }
+    }
+  },
   assign: {
     usage: "dip assign --url URL --srt FILE --ip IP (--dev | trust options) [--dat-out FILE] [--drt-out FILE]",
     summary: "get a DAT and a DRT for IP (the DIP service chose it), sealed to the attested enclave",
@@ -2432,7 +2500,7 @@ Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`).join("\n")}
 
 Every command takes --json (every outcome, errors included, is then one JSON object on stdout).
-Environment: DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_ACCESS_CODE; flags win.
+Environment: DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_M_COMMIT, DIP_ACCESS_CODE; flags win.
 Exit status: 0 ok, 1 a check failed or the server refused, 2 usage.
 `;
 }
@@ -2447,6 +2515,8 @@ ${COMMON_HELP}
 function hintOf(error, options) {
   if (error instanceof PcrClientError) return `PCR${error.pcrIndex} differs from the expected value`;
   switch (error.detail) {
+    case "m_commit_mismatch":
+      return "the enclave holds another master secret than the pinned m_commit names: do not trust its keys";
     case "pcr_mismatch":
       return "a PCR differs from the expected value (dip verify-attestation on the document names which)";
     case "certificate_expired":
@@ -2487,7 +2557,7 @@ function applyEnvironment(values, options, env) {
   for (const [name, variable] of Object.entries(ENVIRONMENT)) {
     const value = env[variable];
     if (!(name in options) || values[name] !== void 0 || value === void 0 || value === "") continue;
-    if (name !== "url" && values["dev"] === true) continue;
+    if (name !== "url" && name !== "m-commit" && values["dev"] === true) continue;
     if (name === "manifest" && pcrFlags) continue;
     values[name] = value;
     fromEnv.add(name);

@@ -1,5 +1,6 @@
-// The `dip` command line (issue 4 §4, issue 9): verify attestation documents and DATs, run the
-// assign and refresh flows against a parent, back up a DRT, mint development SRTs. Every command
+// The `dip` command line (issue 4 §4, issue 9, issue 10): verify attestation documents and DATs,
+// take a VPN server's JWKS from a verified attestation whose m_commit is pinned, run the assign and
+// refresh flows against a parent, back up a DRT, mint development SRTs. Every command
 // has --help and --json (then every outcome is one JSON object on stdout). Exit codes: 0 ok,
 // 1 a check failed or the server refused, 2 a usage mistake. A token the enclave issued is never lost.
 
@@ -69,6 +70,7 @@ const ENVIRONMENT: Record<string, string> = {
   root: 'DIP_ROOT',
   'root-sha256': 'DIP_ROOT_SHA256',
   manifest: 'DIP_MANIFEST',
+  'm-commit': 'DIP_M_COMMIT',
 };
 
 type Values = Record<string, string | boolean | undefined>;
@@ -155,14 +157,15 @@ function readBytes(io: CliIo, path: string, what: string): Uint8Array {
 }
 
 /**
- * Writes a secret (mode 600) through a temporary file and a rename, so a failure never leaves half
- * a token where the previous one was (refresh may replace the DRT it read). Returns false on failure.
+ * Writes through a temporary file and a rename, so a failure never leaves half a file where the
+ * previous one was (refresh may replace the DRT it read; a VPN server may be reading its JWKS).
+ * Returns false on failure.
  */
-function writeSecret(io: CliIo, path: string, text: string): boolean {
+function writeAtomically(io: CliIo, path: string, data: string | Uint8Array, mode: number): boolean {
   const target = resolve(io.cwd, path);
   const temporary = `${target}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, text.endsWith('\n') ? text : `${text}\n`, { mode: 0o600 });
+    writeFileSync(temporary, data, { mode });
     renameSync(temporary, target);
     return true;
   } catch {
@@ -173,6 +176,16 @@ function writeSecret(io: CliIo, path: string, text: string): boolean {
     }
     return false;
   }
+}
+
+/** A token or backup: owner-only (mode 600), one line. */
+function writeSecret(io: CliIo, path: string, text: string): boolean {
+  return writeAtomically(io, path, text.endsWith('\n') ? text : `${text}\n`, 0o600);
+}
+
+/** Public bytes exactly as given (mode 644): a JWKS whose SHA-256 must stay the attested one. */
+function writePublic(io: CliIo, path: string, bytes: Uint8Array): boolean {
+  return writeAtomically(io, path, bytes, 0o644);
 }
 
 /** Refuses, before any server call, an output path that cannot take a file: a usage mistake. */
@@ -245,6 +258,15 @@ function hexBytes(text: string, name: string): Uint8Array {
   const hex = text.startsWith('0x') ? text.slice(2) : text;
   if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw new UsageError(`--${name} must be hex`);
   return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/** SPEC §3 m_commit as 64 hex digits or 43 base64url characters (how the keyset file holds it). */
+function mCommitOf(ctx: Context): Uint8Array {
+  const text = required(ctx.values, 'm-commit');
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return new Uint8Array(Buffer.from(text, 'hex'));
+  const bytes = /^[A-Za-z0-9_-]{43}$/.test(text) ? decodeBase64url(text) : null;
+  if (bytes === null || bytes.length !== 32) throw new UsageError(`${label(ctx, 'm-commit')} must be 32 bytes as 64 hex digits or 43 base64url characters`);
+  return bytes;
 }
 
 /** PCRs from --manifest or --pcr0..2; `all` requires the three of them. */
@@ -516,6 +538,36 @@ names the failed check and exits 1.
       ]);
     },
   },
+  jwks: {
+    usage: 'dip jwks --url URL (--manifest FILE | --dev | --pcr0 HEX --pcr1 HEX --pcr2 HEX) --m-commit HEX|B64URL [--out FILE]',
+    summary: 'for VPN servers: take the DAT keys from a verified attestation whose m_commit is pinned',
+    help: `Fetches an attestation document with a fresh nonce, verifies it (SPEC §7), checks that the JWKS
+beside it hashes to user_data.jwks_sha256 and that user_data.m_commit is the deployment's, and only
+then writes the JWKS: the exact bytes the document binds (their SHA-256 is jwks_sha256). An enclave
+handed another master secret fails with attestation_failed (m_commit_mismatch) and nothing is written.
+  --m-commit HEX|B64URL  the deployment's m_commit (the keyset file's m_commit; or DIP_M_COMMIT)
+  --out FILE             write the JWKS there (mode 644, replaced atomically) instead of stdout
+${TRUST_HELP}`,
+    options: { ...TRUST_OPTIONS, 'm-commit': { type: 'string' }, out: { type: 'string' } },
+    async run(ctx) {
+      const mCommit = mCommitOf(ctx);
+      const out = checkWritable(ctx, 'out');
+      const connection = connect(ctx);
+      const enclave = await attest({ ...connection, trust: { ...connection.trust, mCommit } });
+      const jwksSha256 = createHash('sha256').update(enclave.jwks).digest('hex');
+      const keys = (JSON.parse(Buffer.from(enclave.jwks).toString('utf8')) as { keys: Array<{ kid?: string }> }).keys.map((k) => k.kid);
+      if (out !== undefined && !writePublic(ctx.io, out, enclave.jwks)) throw new UsageError('cannot write --out');
+      const mCommitHex = Buffer.from(mCommit).toString('hex');
+      if (ctx.json) {
+        const jwks = JSON.parse(Buffer.from(enclave.jwks).toString('utf8')) as unknown;
+        print(ctx, { ...(out === undefined ? { jwks } : { out }), jwksSha256, mCommit: mCommitHex, datKeys: keys, moduleId: enclave.attestation.moduleId }, []);
+      } else if (out === undefined) {
+        ctx.io.out(`${Buffer.from(enclave.jwks).toString('utf8')}\n`);
+      } else {
+        ctx.io.out(`JWKS written to ${out}\nsha256 ${jwksSha256} (= user_data.jwks_sha256)\nm_commit ${mCommitHex} (pinned, matches)\nDAT keys ${keys.join(', ')}\n`);
+      }
+    },
+  },
   assign: {
     usage: 'dip assign --url URL --srt FILE --ip IP (--dev | trust options) [--dat-out FILE] [--drt-out FILE]',
     summary: 'get a DAT and a DRT for IP (the DIP service chose it), sealed to the attested enclave',
@@ -677,7 +729,7 @@ Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 Every command takes --json (every outcome, errors included, is then one JSON object on stdout).
-Environment: DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_ACCESS_CODE; flags win.
+Environment: DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_M_COMMIT, DIP_ACCESS_CODE; flags win.
 Exit status: 0 ok, 1 a check failed or the server refused, 2 usage.
 `;
 }
@@ -695,6 +747,8 @@ ${COMMON_HELP}
 function hintOf(error: ClientError, options: Options): string | undefined {
   if (error instanceof PcrClientError) return `PCR${error.pcrIndex} differs from the expected value`;
   switch (error.detail) {
+    case 'm_commit_mismatch':
+      return 'the enclave holds another master secret than the pinned m_commit names: do not trust its keys';
     case 'pcr_mismatch':
       return 'a PCR differs from the expected value (dip verify-attestation on the document names which)';
     case 'certificate_expired':
@@ -748,7 +802,8 @@ function applyEnvironment(values: Values, options: Options, env: CliIo['env']): 
   for (const [name, variable] of Object.entries(ENVIRONMENT)) {
     const value = env[variable];
     if (!(name in options) || values[name] !== undefined || value === undefined || value === '') continue;
-    if (name !== 'url' && values['dev'] === true) continue;
+    // --dev replaces the root and the PCRs; the parent's URL and the deployment's m_commit stay.
+    if (name !== 'url' && name !== 'm-commit' && values['dev'] === true) continue;
     if (name === 'manifest' && pcrFlags) continue;
     values[name] = value;
     fromEnv.add(name);

@@ -1,7 +1,8 @@
 // The app's two flows against the parent (SPEC §4, §6, §7): attest with a fresh random nonce,
 // verify the document against the pinned root and expected PCRs, check that the JWKS returned
-// beside it is the one user_data binds, seal to the boot key, call the parent, open, and check what came
-// back before handing it to the caller. A failed local check never returns a token.
+// beside it is the one user_data binds (and, when pinned, that user_data names the deployment's
+// m_commit), seal to the boot key, call the parent, open, and check what came back before handing
+// it to the caller. A failed local check never returns a token.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { AttestationError, decodeUserData } from '../protocol/attestation-document.js';
@@ -21,6 +22,11 @@ export interface Trust {
   expectedPcrs: ExpectedPcrs;
   allowDebug?: boolean;
   maxAgeMs?: number;
+  /**
+   * SPEC §3, §7 step 7: the deployment's m_commit (32 bytes). When given, a document whose
+   * `user_data.m_commit` differs is refused: that enclave was handed another master secret.
+   */
+  mCommit?: Uint8Array;
 }
 
 export interface ConnectOptions {
@@ -49,6 +55,7 @@ export interface DipTokens {
 }
 
 const NONCE_BYTES = 32;
+const M_COMMIT_BYTES = 32;
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
@@ -62,10 +69,14 @@ function parentOf(options: ConnectOptions): ParentClient {
 }
 
 async function attestWith(parent: ParentClient, trust: Trust): Promise<AttestedEnclave> {
+  if (trust.mCommit !== undefined && (!(trust.mCommit instanceof Uint8Array) || trust.mCommit.length !== M_COMMIT_BYTES)) {
+    throw new TypeError('trust.mCommit must be 32 bytes');
+  }
   const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
   const { document, jwks } = await parent.attestation(nonce);
   let attestation: VerifiedAttestation;
   let jwksSha256: Uint8Array;
+  let mCommit: Uint8Array;
   try {
     attestation = verifyAttestation(document, {
       root: trust.root,
@@ -76,7 +87,7 @@ async function attestWith(parent: ParentClient, trust: Trust): Promise<AttestedE
       ...(trust.maxAgeMs === undefined ? {} : { maxAgeMs: trust.maxAgeMs }),
     });
     if (attestation.userData === null) throw new AttestationError('user_data_malformed');
-    jwksSha256 = decodeUserData(attestation.userData).jwksSha256;
+    ({ jwksSha256, mCommit } = decodeUserData(attestation.userData));
   } catch (error) {
     if (error instanceof AttestationError) throw new ClientError('attestation_failed', false, error.code);
     throw error;
@@ -85,6 +96,10 @@ async function attestWith(parent: ParentClient, trust: Trust): Promise<AttestedE
   if (attestation.publicKey === null) throw new ClientError('attestation_failed', false, 'public_key_missing');
   if (!bytesEqual(new Uint8Array(createHash('sha256').update(jwks).digest()), jwksSha256)) {
     throw new ClientError('jwks_mismatch');
+  }
+  // SPEC §9: a compromised parent can hand an enclave a secret of its own; only the pin catches it.
+  if (trust.mCommit !== undefined && !bytesEqual(mCommit, trust.mCommit)) {
+    throw new ClientError('attestation_failed', false, 'm_commit_mismatch');
   }
   return { attestation, bootPublicKey: attestation.publicKey, jwks };
 }
@@ -118,13 +133,26 @@ async function checkTokens(
   return { dat: opened.dat, drt: opened.drt, ip: answer.ip, reservedUntil: answer.reservedUntil, datClaims, drtClaims: claims };
 }
 
+/**
+ * Attest, seal, send. SPEC §6: `key_unknown` means no enclave behind the parent has the boot key
+ * sealed to any more (a restart or an upgrade in between), so attest again and retry once; a
+ * second `key_unknown` is returned to the caller rather than looping.
+ */
 async function run(options: ConnectOptions, request: DipRequest, send: (parent: ParentClient, sealed: Uint8Array) => Promise<DipAnswer>, ip: string): Promise<DipTokens> {
   const parent = parentOf(options);
-  const enclave = await attestWith(parent, options.trust);
-  const sealed = seal(enclave.bootPublicKey, request);
-  const answer = await send(parent, sealed.encapsulatedRequest);
-  const opened = open(sealed.context, answer.response);
-  return checkTokens(opened, answer, { ip, srt: request.srt, jwks: enclave.jwks });
+  for (let attempt = 1; ; attempt++) {
+    const enclave = await attestWith(parent, options.trust);
+    const sealed = seal(enclave.bootPublicKey, request);
+    let answer: DipAnswer;
+    try {
+      answer = await send(parent, sealed.encapsulatedRequest);
+    } catch (error) {
+      if (attempt === 1 && error instanceof ClientError && error.code === 'key_unknown') continue;
+      throw error;
+    }
+    const opened = open(sealed.context, answer.response);
+    return checkTokens(opened, answer, { ip, srt: request.srt, jwks: enclave.jwks });
+  }
 }
 
 /** Assign: the DIP service chose `ip`; the enclave returns a DAT and a DRT for it, sealed to us. */

@@ -79,3 +79,97 @@ test('docs/operations.md can be followed on a fresh Amazon Linux 2023 host', () 
   assert.ok(vcpus[instance] !== undefined, `${instance} is a known instance type`);
   assert.ok(allocated <= vcpus[instance]! - 2, `${allocated} enclave vCPUs fit ${instance} with 2 left for the host`);
 });
+
+interface PolicyStatement {
+  Sid?: string;
+  Effect: 'Allow' | 'Deny';
+  Principal: '*' | { AWS: string | string[] };
+  Action: string | string[];
+  Resource: string;
+  Condition?: Record<string, Record<string, string | string[]>>;
+}
+
+const asList = (value: string | string[]): string[] => (Array.isArray(value) ? value : [value]);
+
+/** IAM action matching: `*` and `?` are wildcards, names are case-insensitive. */
+function actionCovers(pattern: string, action: string): boolean {
+  const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  return regex.test(action);
+}
+
+test('deploy/kms-key-policy.json is the key policy of SPEC §9', () => {
+  const policy = JSON.parse(read('deploy/kms-key-policy.json')) as { Version: string; Statement: PolicyStatement[] };
+  assert.equal(policy.Version, '2012-10-17', 'the current policy language');
+  const statements = policy.Statement;
+  const grants = (s: PolicyStatement, action: string) => asList(s.Action).some((pattern) => actionCovers(pattern, action));
+  const USE = ['kms:GenerateDataKey', 'kms:Decrypt'];
+
+  // Allowed only for the parent's role, only with the recipient's PCR0 equal to a released image's.
+  const uses = statements.filter((s) => s.Effect === 'Allow' && USE.some((action) => grants(s, action)));
+  assert.equal(uses.length, 1, 'one statement allows GenerateDataKey and Decrypt');
+  const use = uses[0]!;
+  assert.deepEqual(asList(use.Action).sort(), [...USE].sort(), 'it allows exactly those two actions');
+  assert.ok(use.Principal !== '*', 'not to everyone');
+  const principals = asList(use.Principal.AWS);
+  assert.equal(principals.length, 1, 'to one principal');
+  assert.match(principals[0]!, /^arn:aws:iam::\d{12}:role\/[\w+=,.@-]+$/, "the parent's role");
+  const pcr0s = use.Condition?.['StringEqualsIgnoreCase']?.['kms:RecipientAttestation:ImageSha384'];
+  assert.ok(pcr0s !== undefined && asList(pcr0s).length >= 1, 'with the released PCR0s as condition');
+  assert.equal(Object.keys(use.Condition!).filter((op) => /IfExists$/.test(op)).length, 0, 'no IfExists condition that an absent key would satisfy');
+
+  // Explicitly denied to everyone when there is no recipient document.
+  const noRecipient = statements.filter((s) => s.Effect === 'Deny' && s.Principal === '*' && USE.every((action) => grants(s, action)));
+  assert.ok(
+    noRecipient.some((s) => asList(s.Condition?.['Null']?.['kms:RecipientAttestation:ImageSha384'] ?? []).includes('true')),
+    'a Deny of both when kms:RecipientAttestation:ImageSha384 is absent (Null condition)',
+  );
+
+  // ReEncrypt* and CreateGrant denied to everyone, unconditionally.
+  for (const action of ['kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:CreateGrant']) {
+    assert.ok(
+      statements.some((s) => s.Effect === 'Deny' && s.Principal === '*' && s.Condition === undefined && grants(s, action)),
+      `${action} is denied to everyone`,
+    );
+  }
+
+  // No blanket kms:* (nor *) for anyone, the account root included; no other Allow can use the key.
+  for (const s of statements.filter((x) => x.Effect === 'Allow')) {
+    assert.ok(!asList(s.Action).some((a) => a === '*' || /^kms:\*$/i.test(a)), `${s.Sid}: no blanket kms:*`);
+    assert.ok(s.Principal !== '*', `${s.Sid}: no Allow to everyone`);
+    assert.ok(!asList(s.Principal.AWS).some((p) => /:root$/.test(p) || /^\d{12}$/.test(p)), `${s.Sid}: nothing for the account root`);
+    if (s !== use) {
+      for (const action of [...USE, 'kms:ReEncryptFrom', 'kms:CreateGrant', 'kms:Encrypt', 'kms:GenerateDataKeyWithoutPlaintext']) {
+        assert.ok(!grants(s, action), `${s.Sid} does not allow ${action}`);
+      }
+    }
+  }
+});
+
+test('docs/operations.md covers key custody: the policy file, the keyset, dip jwks with flags it has, upgrades and the threat model', async () => {
+  const ops = read('docs/operations.md');
+  assert.ok(ops.includes('deploy/kms-key-policy.json'), 'names the key policy file');
+  for (const phrase of ['kms:RecipientAttestation:ImageSha384', 'kms:ReEncrypt*', 'kms:CreateGrant', 'Null']) {
+    assert.ok(ops.includes(phrase), `explains ${phrase}`);
+  }
+  assert.match(ops, /losing it loses every DRT/i, 'why the keyset file must be backed up');
+  assert.match(ops, /keyset create/, 'the explicit operator step');
+  assert.match(ops, /--enclave vsock:16:5000 --enclave vsock:17:5000/, 'the parent fronts both enclaves during an upgrade');
+  assert.match(ops, /--enclave-cid 17/, 'the new enclave runs on another CID');
+  assert.match(ops, /lists both/, 'the policy lists both PCR0s during an upgrade');
+  assert.match(ops, /Running enclaves keep serving/, 'what a KMS outage does to running enclaves');
+  assert.match(ops, /New enclaves stay locked/, 'and to new ones');
+  assert.match(ops, /compromised parent can hand an enclave/, 'the threat SPEC §9 names');
+  assert.match(ops, /not derived from `M`/, 'why no M opens a sealed request');
+  assert.match(ops, /AES-CBC, which has no\s+integrity/, 'why m_commit also catches an altered envelope');
+
+  // Every `dip jwks` invocation uses flags the command has.
+  const { main } = await import('../client/cli.js');
+  let help = '';
+  const io = { out: (t: string) => void (help += t), err: () => undefined, cwd: process.cwd(), env: {} };
+  assert.equal(await main(['jwks', '--help'], io), 0, 'dip jwks --help');
+  const invocations = [...ops.matchAll(/dip jwks((?:\\\n|[^\n`])*)/g)].map((m) => m[1]!);
+  assert.ok(invocations.some((args) => args.includes('--m-commit')), 'the docs show dip jwks with --m-commit');
+  for (const args of invocations) {
+    for (const [flag] of args.matchAll(/--[a-z][\w-]*/g)) assert.ok(help.includes(flag), `dip jwks has ${flag}`);
+  }
+});

@@ -14,7 +14,7 @@ import { reservedUntilOf } from '../../protocol/limits.js';
 import { pemToDer } from '../x509.js';
 import type { Fetch } from '../http.js';
 import type { PromptInput } from '../prompt.js';
-import { IP, JWKS, SRT, URL_BASE, datKey, fakeParent, nsm, srtFor, type Tamper } from './fake-parent.js';
+import { IP, JWKS, M_COMMIT, SRT, URL_BASE, datKey, fakeParent, nsm, srtFor, type Tamper } from './fake-parent.js';
 
 const VECTOR = fileURLToPath(new URL('../../test/vectors/aws-attestation-2026-01-03.cbor', import.meta.url));
 const AWS_ROOT = fileURLToPath(new URL('../../test/vectors/aws-nitro-root-g1.pem', import.meta.url));
@@ -67,7 +67,7 @@ function fakeTty(lines: string[], isTTY = true): PromptInput & { raw: boolean[] 
   };
 }
 
-const COMMANDS = ['verify-attestation', 'attest', 'assign', 'refresh', 'backup seal', 'backup open', 'dev-srt', 'verify-dat'];
+const COMMANDS = ['verify-attestation', 'attest', 'jwks', 'assign', 'refresh', 'backup seal', 'backup open', 'dev-srt', 'verify-dat'];
 
 describe('dip as a process (bin/dip.js)', () => {
   it('--help works for the tool and for every command', async () => {
@@ -627,3 +627,93 @@ describe('dip assign and refresh never lose a token (issue 9.9)', () => {
     assert.ok(existsSync(datOut), 'the DAT file was written');
   });
 });
+
+describe('dip jwks: a VPN server takes its JWKS from a verified attestation with a pinned m_commit (issue 10)', () => {
+  const rootFile = file('jwks-root.pem', nsm.rootCertificatePem);
+  const trust = ['--url', URL_BASE, '--root', rootFile, '--pcr0', pcrToHex(DEV_PCRS.pcr0), '--pcr1', pcrToHex(DEV_PCRS.pcr1), '--pcr2', pcrToHex(DEV_PCRS.pcr2)];
+  const hexCommit = Buffer.from(M_COMMIT).toString('hex');
+  const b64Commit = Buffer.from(M_COMMIT).toString('base64url');
+  const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+  it('writes the exact JWKS bytes the document binds (mode 644) when m_commit matches, as hex or base64url', async () => {
+    for (const pin of [hexCommit, b64Commit]) {
+      const out = join(dir, `vpn-${pin.length}.jwks.json`);
+      const result = await cli(['jwks', ...trust, '--m-commit', pin, '--out', out]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(new Uint8Array(readFileSync(out)), JWKS, 'the file holds the attested JWKS bytes verbatim');
+      assert.equal(statSync(out).mode & 0o777, 0o644, 'the JWKS is public: mode 644');
+      assert.ok(result.stdout.includes(`sha256 ${sha256(JWKS)}`), 'the text report names the JWKS hash');
+      assert.ok(result.stdout.includes(`m_commit ${hexCommit}`), 'the text report names the pinned m_commit');
+    }
+  });
+
+  it('without --out prints the JWKS; --json is one object with the JWKS, its hash and the pin', async () => {
+    const text = await cli(['jwks', ...trust, '--m-commit', hexCommit]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.equal(text.stdout, `${Buffer.from(JWKS).toString('utf8')}\n`, 'stdout is the JWKS');
+    const json = await cli(['jwks', ...trust, '--m-commit', hexCommit, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const report = JSON.parse(json.stdout);
+    assert.deepEqual(report.jwks, JSON.parse(Buffer.from(JWKS).toString('utf8')), 'the JWKS');
+    assert.equal(report.jwksSha256, sha256(JWKS), 'its hash');
+    assert.equal(report.mCommit, hexCommit, 'the pin');
+    assert.deepEqual(report.datKeys, [datKey.jwk.kid], 'the DAT kids');
+  });
+
+  it('an enclave naming another m_commit: exit 1, attestation_failed (m_commit_mismatch), nothing written', async () => {
+    const out = join(dir, 'refused.jwks.json');
+    const other = new Uint8Array(32).fill(0x6d);
+    other[0] = 0x6c;
+    const result = await cli(['jwks', ...trust, '--m-commit', hexCommit, '--out', out, '--json'], { mCommit: other });
+    assert.equal(result.code, 1, 'a failed check exits 1');
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.error.code, 'attestation_failed', 'the code');
+    assert.equal(report.error.detail, 'm_commit_mismatch', 'the detail');
+    assert.match(report.error.hint, /another master secret/, 'the hint says what it means');
+    assert.ok(!existsSync(out), 'no JWKS was written');
+    const text = await cli(['jwks', ...trust, '--m-commit', hexCommit], { mCommit: other });
+    assert.equal(text.stdout, '', 'no JWKS was printed');
+    assert.match(text.stderr, /attestation_failed \(m_commit_mismatch\)/, 'stderr names the failed check');
+  });
+
+  it('a JWKS other than the one the document binds: exit 1, jwks_mismatch, nothing written', async () => {
+    const out = join(dir, 'mismatch.jwks.json');
+    const result = await cli(['jwks', ...trust, '--m-commit', hexCommit, '--out', out], { servedJwks: new TextEncoder().encode('{"keys":[]}') });
+    assert.equal(result.code, 1, 'a failed check exits 1');
+    assert.match(result.stderr, /jwks_mismatch/, 'names the check');
+    assert.ok(!existsSync(out), 'no JWKS was written');
+  });
+
+  it('DIP_M_COMMIT stands in for --m-commit, with --dev too; the flag wins', async () => {
+    const devDir = join(dir, 'jwks-dev');
+    mkdirSync(devDir, { recursive: true });
+    writeFileSync(join(devDir, 'nsm-root.pem'), nsm.rootCertificatePem);
+    const fromEnv = await cliWith(['jwks', '--url', URL_BASE, '--dev', '--dev-dir', devDir], { env: { DIP_M_COMMIT: b64Commit } });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    const flagWins = await cliWith(['jwks', ...trust, '--m-commit', '00'.repeat(32)], { env: { DIP_M_COMMIT: hexCommit } });
+    assert.equal(flagWins.code, 1, 'the flag, not the variable, was pinned');
+    const badEnv = await cliWith(['jwks', ...trust], { env: { DIP_M_COMMIT: 'zz' } });
+    assert.equal(badEnv.code, 2, 'a bad variable is a usage mistake');
+    assert.match(badEnv.stderr, /DIP_M_COMMIT \(--m-commit\)/, 'the message names the variable');
+  });
+
+  it('usage mistakes exit 2 before the parent is called: no pin, a pin of 31 or 33 bytes, an unwritable --out', async () => {
+    const seen = { nonces: [] as string[], paths: [] as string[] };
+    const cases: Array<[string[], RegExp]> = [
+      [['jwks', ...trust], /--m-commit is required/],
+      [['jwks', ...trust, '--m-commit', '00'.repeat(31)], /--m-commit must be 32 bytes/],
+      [['jwks', ...trust, '--m-commit', '00'.repeat(33)], /--m-commit must be 32 bytes/],
+      [['jwks', ...trust, '--m-commit', b64Commit.slice(1)], /--m-commit must be 32 bytes/],
+      [['jwks', ...trust, '--m-commit', `${b64Commit}A`], /--m-commit must be 32 bytes/],
+      [['jwks', ...trust, '--m-commit', hexCommit, '--out', join(dir, 'no-such-dir', 'x.json')], /cannot write --out/],
+      [['jwks', '--url', URL_BASE, '--m-commit', hexCommit], /--manifest FILE or --pcr0/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await cliWith(args, { fetch: fakeParent({}, seen) });
+      assert.equal(result.code, 2, args.join(' '));
+      assert.match(result.stderr, message, args.join(' '));
+    }
+    assert.equal(seen.paths.length, 0, 'the parent was never called');
+  });
+});
+

@@ -47,6 +47,13 @@ export interface Tamper {
   noUserData?: boolean;
   wrongContext?: boolean;
   error?: { status: number; code: string };
+  /** The m_commit in user_data instead of M_COMMIT (an enclave handed another secret). */
+  mCommit?: Uint8Array;
+  /**
+   * The first N sealed requests get 421 key_unknown and the enclave "restarts" (a new boot key),
+   * as after an enclave restart or upgrade behind the parent (SPEC §6).
+   */
+  keyUnknown?: number;
 }
 
 export const trust: Trust = { root: nsm.rootCertificatePem, expectedPcrs: DEV_PCRS };
@@ -54,7 +61,8 @@ const jti = () => randomBytes(16).toString('base64url');
 
 /** A fake parent + enclave: attests with the emulator, opens the request, mints tokens. */
 export function fakeParent(tamper: Tamper = {}, seen: { nonces: string[]; paths: string[] } = { nonces: [], paths: [] }) {
-  const bootKey = generateBootKey();
+  let bootKey = generateBootKey();
+  let keyUnknownLeft = tamper.keyUnknown ?? 0;
   const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
   return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(String(input));
@@ -66,12 +74,17 @@ export function fakeParent(tamper: Tamper = {}, seen: { nonces: string[]; paths:
       const document = await (tamper.otherNsm ? otherNsm : nsm).attestation({
         nonce,
         publicKey: tamper.noPublicKey ? null : bootKey.publicKeySpki,
-        userData: tamper.noUserData ? null : encodeUserData({ jwksSha256: new Uint8Array(createHash('sha256').update(JWKS).digest()), mCommit: M_COMMIT }),
+        userData: tamper.noUserData ? null : encodeUserData({ jwksSha256: new Uint8Array(createHash('sha256').update(JWKS).digest()), mCommit: tamper.mCommit ?? M_COMMIT }),
       });
       return json(200, { document: encodeBase64url(document), jwks: encodeBase64url(tamper.servedJwks ?? JWKS) });
     }
     if (url.pathname === '/v1/keys') return new Response(JWKS, { status: 200 });
     if (tamper.error) return json(tamper.error.status, { error: { code: tamper.error.code, message: 'x' } });
+    if (keyUnknownLeft > 0) {
+      keyUnknownLeft--;
+      bootKey = generateBootKey();
+      return json(421, { error: { code: 'key_unknown', message: 'x' } });
+    }
     const body = JSON.parse(String(init?.body)) as { ip?: string; request: string };
     const op: SealedOp = url.pathname === '/v1/dip/assign' ? 'assign' : 'refresh';
     const { plaintext, context } = openRequest(bootKey, op, decodeBase64url(body.request)!);

@@ -8,7 +8,7 @@ import { reservedUntilOf } from '../../protocol/limits.js';
 import { ClientError } from '../errors.js';
 import { assign, attest, refresh, type Trust } from '../flows.js';
 import { DEV_PCRS } from '../manifest.js';
-import { IP, JWKS, SRT, URL_BASE, datKey, fakeParent, srtFor, trust, type Tamper } from './fake-parent.js';
+import { IP, JWKS, M_COMMIT, SRT, URL_BASE, datKey, fakeParent, srtFor, trust, type Tamper } from './fake-parent.js';
 
 function isCode(code: string, detail?: string) {
   return (error: unknown) => {
@@ -110,3 +110,69 @@ describe('assign and refresh flows', () => {
   });
 });
 
+describe('key_unknown: attest again and retry once (SPEC §6)', () => {
+  const seenOf = () => ({ nonces: [] as string[], paths: [] as string[] });
+
+  it('assign attests again with a fresh nonce and succeeds when the first sealed request gets key_unknown', async () => {
+    const seen = seenOf();
+    const result = await assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch: fakeParent({ keyUnknown: 1 }, seen) });
+    assert.equal(result.ip, IP, 'the retried assign returned tokens for the IP');
+    assert.deepEqual(seen.paths, ['/v1/attestation', '/v1/dip/assign', '/v1/attestation', '/v1/dip/assign'], 'attest, refused, attest again, sealed to the new boot key');
+    assert.notEqual(seen.nonces[0], seen.nonces[1], 'the second attestation uses a fresh nonce');
+  });
+
+  it('refresh attests again and succeeds when the first sealed request gets key_unknown', async () => {
+    const { drt } = await assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch: fakeParent() });
+    const seen = seenOf();
+    const result = await refresh({ url: URL_BASE, srt: SRT, drt, trust, fetch: fakeParent({ keyUnknown: 1 }, seen) });
+    assert.equal(result.ip, IP, 'the retried refresh kept the IP');
+    assert.deepEqual(seen.paths, ['/v1/attestation', '/v1/dip/refresh', '/v1/attestation', '/v1/dip/refresh'], 'one retry after a new attestation');
+  });
+
+  it('a second key_unknown is returned to the caller: exactly one retry', async () => {
+    const seen = seenOf();
+    await assert.rejects(
+      assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch: fakeParent({ keyUnknown: 2 }, seen) }),
+      (e: unknown) => isCode('key_unknown')(e) && (e as ClientError).fromServer,
+    );
+    assert.equal(seen.paths.filter((p) => p === '/v1/dip/assign').length, 2, 'the request was sent twice, not more');
+  });
+
+  it('another server refusal is not retried', async () => {
+    const seen = seenOf();
+    await assert.rejects(assign({ url: URL_BASE, srt: SRT, ip: IP, trust, fetch: fakeParent({ error: { status: 503, code: 'keys_unavailable' } }, seen) }), isCode('keys_unavailable'));
+    assert.deepEqual(seen.paths, ['/v1/attestation', '/v1/dip/assign'], 'one attempt only');
+  });
+});
+
+describe('a pinned m_commit (SPEC §3, §7 step 7)', () => {
+  it('accepts a document whose user_data.m_commit equals the pin', async () => {
+    const enclave = await attest({ url: URL_BASE, trust: { ...trust, mCommit: M_COMMIT.slice() }, fetch: fakeParent() });
+    assert.deepEqual(enclave.jwks, JWKS, 'the JWKS is returned');
+  });
+
+  it('refuses a document naming another m_commit: attestation_failed (m_commit_mismatch), nothing is sent', async () => {
+    const other = M_COMMIT.slice();
+    other[31] = 0x6c; // M_COMMIT is all 0x6d: one byte differs
+    const seen = { nonces: [] as string[], paths: [] as string[] };
+    await assert.rejects(
+      assign({ url: URL_BASE, srt: SRT, ip: IP, trust: { ...trust, mCommit: M_COMMIT }, fetch: fakeParent({ mCommit: other }, seen) }),
+      isCode('attestation_failed', 'm_commit_mismatch'),
+    );
+    assert.deepEqual(seen.paths, ['/v1/attestation'], 'assign was never sent');
+    await assert.rejects(attest({ url: URL_BASE, trust: { ...trust, mCommit: other }, fetch: fakeParent() }), isCode('attestation_failed', 'm_commit_mismatch'));
+  });
+
+  it('without a pin any m_commit is accepted', async () => {
+    const enclave = await attest({ url: URL_BASE, trust, fetch: fakeParent({ mCommit: new Uint8Array(32).fill(9) }) });
+    assert.ok(enclave.attestation.userData !== null, 'the document verified');
+  });
+
+  it('a pin that is not 32 bytes is a TypeError (misuse), before any request', async () => {
+    const seen = { nonces: [] as string[], paths: [] as string[] };
+    for (const length of [31, 33]) {
+      await assert.rejects(attest({ url: URL_BASE, trust: { ...trust, mCommit: new Uint8Array(length) }, fetch: fakeParent({}, seen) }), TypeError, `${length} bytes`);
+    }
+    assert.equal(seen.paths.length, 0, 'nothing was fetched');
+  });
+});
