@@ -1113,7 +1113,7 @@ function generateAccessCode() {
 }
 
 // client/flows.ts
-import { createHash as createHash3, randomBytes as randomBytes3 } from "node:crypto";
+import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
 
 // client/http.ts
 var NETWORK_FAILURE_MESSAGES = Object.freeze({
@@ -1253,9 +1253,12 @@ import {
   createHash as createHash2,
   createHmac,
   createPublicKey as createPublicKey2,
-  generateKeyPairSync,
-  randomBytes as randomBytes2
+  generateKeyPairSync
 } from "node:crypto";
+
+// protocol/random.ts
+var POOL_BYTES = 4096;
+var pool = Buffer.alloc(POOL_BYTES);
 
 // protocol/sealed-header.ts
 var KEY_ID_AT = 1;
@@ -1710,7 +1713,7 @@ async function attestWith(parent, trust) {
   if (trust.mCommit !== void 0 && (!(trust.mCommit instanceof Uint8Array) || trust.mCommit.length !== M_COMMIT_BYTES)) {
     throw new TypeError("trust.mCommit must be 32 bytes");
   }
-  const nonce = new Uint8Array(randomBytes3(NONCE_BYTES));
+  const nonce = new Uint8Array(randomBytes2(NONCE_BYTES));
   const { document, jwks } = await parent.attestation(nonce);
   let attestation;
   let jwksSha256;
