@@ -3,14 +3,19 @@
 // this double trusts a list of roots (`trust`), trying each as AWS would try its one root; it
 // records what it answered so privacy tests can look for it in the parent's output.
 
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DEV_PCRS } from '../../enclave/nsm/emulator.js';
-import { openBlob } from '../../emulators/kms/blob.js';
+import { openBlob, sealBlob } from '../../emulators/kms/blob.js';
 import { KmsError } from '../../emulators/kms/errors.js';
 import { loadOrCreateKey } from '../../emulators/kms/keystore.js';
 import { createKms, type Kms, type KmsAnswer, type KmsKey } from '../../emulators/kms/kms.js';
 import { createKmsServer } from '../../emulators/kms/server.js';
+import { TEST_MASTER_SECRET } from './enclave.js';
 
 /** Dummy credentials for the SDK's default provider chain (the emulator checks none). */
 export const DUMMY_AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIDTESTDUMMY', AWS_SECRET_ACCESS_KEY: 'dummy-secret', AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true' };
@@ -71,5 +76,41 @@ export async function startTestKms(stateDir: string, port = 0): Promise<TestKms>
         server.close(() => resolve());
         server.closeAllConnections();
       }),
+  };
+}
+
+export interface TestCustody {
+  kms: TestKms;
+  keysetPath: string;
+  /** The parent's --keyset, --kms-endpoint and --kms-region. */
+  args: string[];
+  env: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A KMS emulator and a keyset whose blob holds TEST_MASTER_SECRET, the M spawnEnclave unlocks
+ * with by default: a parent with these unlocks locked enclaves to the same secret (SPEC §9).
+ */
+export async function startTestCustody(): Promise<TestCustody> {
+  const dir = mkdtempSync(join(tmpdir(), 'dip-custody-'));
+  const kms = await startTestKms(dir);
+  const deployment = 'test';
+  const blob = sealBlob(kms.key.material, kms.key.keyId, { 'dip:deployment': deployment }, TEST_MASTER_SECRET);
+  const mCommit = createHash('sha256').update('dip m commit v1').update(TEST_MASTER_SECRET).digest();
+  const keysetPath = join(dir, 'keyset.json');
+  writeFileSync(
+    keysetPath,
+    JSON.stringify({ v: 1, kms_key_id: kms.key.arn, encryption_context: { 'dip:deployment': deployment }, ciphertext_blob: Buffer.from(blob).toString('base64url'), m_commit: mCommit.toString('base64url') }),
+  );
+  return {
+    kms,
+    keysetPath,
+    args: ['--keyset', keysetPath, '--kms-endpoint', kms.url, '--kms-region', 'us-east-1'],
+    env: DUMMY_AWS_ENV,
+    async close() {
+      await kms.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
