@@ -24,13 +24,21 @@ export interface EventFields {
   listening: { scheme: 'http' | 'https'; port: number };
   metrics_listening: { port: number };
   /** The enclave answered on this connection (a `health` probe): only then is it connected. */
-  enclave_connected: { connection: number };
+  enclave_connected: { enclave: number; connection: number };
   /** The socket opened (for vsock: the local socat bridge is up) but the enclave did not answer. */
-  enclave_not_answering: { connection: number };
+  enclave_not_answering: { enclave: number; connection: number };
   /** The socket did not open at all (no enclave socket, or the bridge is down). */
-  enclave_unreachable: { connection: number };
-  enclave_disconnected: { connection: number; failed: number };
+  enclave_unreachable: { enclave: number; connection: number };
+  enclave_disconnected: { enclave: number; connection: number; failed: number };
   bridge_restarted: { code: number };
+  /** The keyset the proxy serves with (SPEC §9); m_commit is public, it names the secret. */
+  keyset_loaded: { m_commit: string };
+  /** An enclave (its position in --enclave) changed state. */
+  enclave_state: { enclave: number; state: 'ready' | 'locked' | 'unreachable' | 'out_of_service' };
+  enclave_unlocked: { enclave: number };
+  enclave_unlock_failed: { enclave: number; reason: 'kms_unreachable' | 'kms_refused' | 'enclave_refused' | 'm_commit_mismatch' };
+  /** `keyset create` wrote the file. */
+  keyset_created: { m_commit: string };
   tls_reloaded: { ok: boolean };
   stopping: { signal: 'SIGTERM' | 'SIGINT'; inFlight: number };
   stopped: { ms: number };

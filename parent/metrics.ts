@@ -3,6 +3,7 @@
 
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ENCLAVE_STATES, UNLOCK_FAILURES, type EnclaveState, type FleetObserver } from './fleet.js';
 import type { RouteLabel } from './log.js';
 import type { PoolObserver, PoolState } from './pool.js';
 
@@ -13,8 +14,12 @@ export interface ParentMetrics {
   observeRequest(method: string, route: RouteLabel, status: number, seconds: number): void;
   rateLimited(route: RouteLabel): void;
   clientError(): void;
+  /** Hooks for the enclave fleet (unlocks and their failures). */
+  readonly fleetObserver: FleetObserver;
   /** Where the pool's gauges read from; set once the pool exists. */
   setPoolState(read: () => PoolState): void;
+  /** Where the enclaves-by-state gauge reads from; set once the fleet exists. */
+  setEnclaveCounts(read: () => Record<EnclaveState, number>): void;
   render(): Promise<string>;
 }
 
@@ -22,6 +27,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Paren
   const registry = new Registry();
   if (options.defaultMetrics === true) collectDefaultMetrics({ register: registry, prefix: 'dip_parent_' });
   let readPool: () => PoolState = () => ({ size: 0, ready: 0, inFlight: 0, queued: 0 });
+  let readEnclaves: () => Record<EnclaveState, number> = () => ({ ready: 0, locked: 0, unreachable: 0, out_of_service: 0 });
 
   const requests = new Counter({
     name: 'dip_parent_http_requests_total',
@@ -74,6 +80,24 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Paren
       this.set(readPool().queued);
     },
   });
+  new Gauge({
+    name: 'dip_parent_enclaves',
+    help: 'Enclaves by state: ready (unlocked, m_commit matches), locked, unreachable, out_of_service (another m_commit).',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const counts = readEnclaves();
+      for (const state of ENCLAVE_STATES) this.set({ state }, counts[state]);
+    },
+  });
+  const unlocks = new Counter({ name: 'dip_parent_enclave_unlocks_total', help: 'Enclaves unlocked through KMS with the keyset\'s master secret.', registers: [registry] });
+  const unlockFailures = new Counter({
+    name: 'dip_parent_enclave_unlock_failures_total',
+    help: 'Failed unlocks, by reason: kms_unreachable, kms_refused, enclave_refused, m_commit_mismatch.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of UNLOCK_FAILURES) unlockFailures.inc({ reason }, 0);
   const counter = (name: string, help: string): Counter => new Counter({ name, help, registers: [registry] });
   const overflow = counter('dip_parent_queue_rejections_total', 'Requests refused with 503 because the queue was full.');
   const timeouts = counter('dip_parent_enclave_timeouts_total', 'Requests answered 504 because the enclave did not answer in time.');
@@ -91,6 +115,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Paren
       timedOut: () => timeouts.inc(),
       overflow: () => overflow.inc(),
       protocolError: () => protocolErrors.inc(),
+    },
+    fleetObserver: {
+      unlocked: () => unlocks.inc(),
+      unlockFailed: (_enclave, reason) => unlockFailures.inc({ reason }),
+    },
+    setEnclaveCounts(read) {
+      readEnclaves = read;
     },
     observeRequest(method, route, status, seconds) {
       requests.inc({ route, method, status: String(status) });

@@ -19,13 +19,15 @@ import type { Op, RequestBodies, ResponseBodies } from '../protocol/messages.js'
 import { sealedRequestKeyId } from '../protocol/sealed-header.js';
 import { methodLabel, type Logger, type RouteLabel } from './log.js';
 import type { ParentMetrics } from './metrics.js';
-import type { PoolState } from './pool.js';
 import type { RateLimiter } from './ratelimit.js';
 
-/** What the server needs of the enclave pool. */
+/** What the server needs of the enclaves (parent/fleet.ts): routing, and what it knows of each. */
 export interface EnclaveClient {
   call<K extends Op>(op: K, body: RequestBodies[K]): Promise<ResponseBodies[K]>;
-  readonly state: PoolState;
+  /** The enclaves reached now (SPEC §6 GET /v1/enclaves). */
+  list(): Array<{ key_id: Uint8Array; status: 'ok' | 'locked' }>;
+  /** Null when an enclave is ready to serve; else the code /readyz answers with. */
+  unavailable(): ErrorCode | null;
 }
 
 export interface ParentServerOptions {
@@ -164,18 +166,6 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
   let draining = false;
   let onIdle: (() => void) | null = null;
 
-  /** SPEC §6 `GET /v1/enclaves`: the enclave this parent reaches now, or none. */
-  async function reachableEnclaves(): Promise<Array<{ key_id: string; status: 'ok' | 'locked' }>> {
-    try {
-      const health = await enclave.call('health', {});
-      return [{ key_id: encodeBase64url(health.key_id), status: health.status }];
-    } catch (error) {
-      const code = toDipError(error).code;
-      if (code === 'enclave_unavailable' || code === 'enclave_timeout') return [];
-      throw error;
-    }
-  }
-
   async function dispatch(req: IncomingMessage, setRoute: (route: Route) => void): Promise<Reply> {
     const url = req.url ?? '';
     const q = url.indexOf('?');
@@ -204,7 +194,7 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
         return json(200, { document: encodeBase64url(document), jwks: encodeBase64url(jwks) });
       }
       case '/v1/enclaves':
-        return json(200, { enclaves: await reachableEnclaves() });
+        return json(200, { enclaves: enclave.list().map((e) => ({ key_id: encodeBase64url(e.key_id), status: e.status })) });
       case '/v1/keys': {
         const { jwks } = await enclave.call('jwks', {});
         return { status: 200, type: 'application/jwk-set+json', body: Buffer.from(jwks.buffer, jwks.byteOffset, jwks.byteLength) };
@@ -225,6 +215,11 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
         return json(200, { status: 'ok' });
       case '/readyz':
         if (draining) return errorReply('enclave_unavailable');
+        {
+          // The body says why: no enclave reached, or reached but still locked (KMS not answering).
+          const why = enclave.unavailable();
+          if (why !== null) return errorReply(why);
+        }
         await enclave.call('health', {});
         return json(200, { status: 'ok' });
       case '/metrics':

@@ -14,6 +14,7 @@ import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
 import { Tagged, decodeCbor, decodePaddedCbor, encodeCbor, encodePaddedCbor } from '../protocol/cbor.js';
 import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES } from '../protocol/limits.js';
 import { openResponse, sealRequest } from '../protocol/hpke.js';
+import { startTestCustody } from '../test/support/kms.js';
 import { makeRefreshSetup, runRefreshes } from './bench-support.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -155,11 +156,15 @@ async function main(): Promise<void> {
 
   const dir = mkdtempSync(join(tmpdir(), 'dip-bench-parent-'));
   const children: ChildProcess[] = [];
+  // The parent unlocks the (locked) development enclave through the KMS emulator (SPEC §9).
+  const custody = await startTestCustody();
+  Object.assign(process.env, custody.env);
   try {
     const enclave = await startChild(['enclave/main.ts', '--dev', dir, '--listen', `unix:${join(dir, 'enclave.sock')}`], /"event":"listening"/);
     children.push(enclave.child);
+    custody.kms.trust(readFileSync(join(dir, 'nsm-root.pem'), 'utf8'));
     const parent = await startChild(
-      ['parent/main.ts', '--listen', '127.0.0.1:0', '--enclave', `unix:${join(dir, 'enclave.sock')}`, '--timeout-ms', '60000', '--attestation-burst', '100'],
+      ['parent/main.ts', '--listen', '127.0.0.1:0', '--enclave', `unix:${join(dir, 'enclave.sock')}`, ...custody.args, '--timeout-ms', '60000', '--attestation-burst', '100'],
       /"event":"listening","scheme":"http","port":(\d+)/,
     );
     children.push(parent.child);
@@ -234,6 +239,7 @@ async function main(): Promise<void> {
       }
     }
     rmSync(dir, { recursive: true, force: true });
+    await custody.close();
   }
 }
 

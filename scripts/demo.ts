@@ -3,11 +3,12 @@
 // device, and a support reset that retires the old DRT. Development data only.
 //
 // Uses the stack of `make dev` when one answers on http://127.0.0.1:8080 (state in .dev/);
-// otherwise starts a throwaway enclave + parent in a temporary directory and stops them after.
+// otherwise starts a throwaway enclave, KMS emulator and parent in a temporary directory (the
+// parent unlocks the enclave through the emulator, SPEC §9) and stops them after.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +31,11 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-function spawnTs(args: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Dummy credentials for the SDK in the parent: the KMS emulator checks none. */
+const DEV_AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIDDEVELOPMENT', AWS_SECRET_ACCESS_KEY: 'development-only', AWS_EC2_METADATA_DISABLED: 'true' };
+
+function spawnTs(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (output += s));
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (output += s));
@@ -71,25 +75,50 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts the development enclave (NSM emulator) on a Unix socket in `dir` and the parent on a
- * free loopback port, and resolves once the parent's /readyz says the enclave answers.
+ * Starts the development enclave (NSM emulator) on a Unix socket in `dir`, the KMS emulator and
+ * the parent on free loopback ports, creates the keyset (SPEC §9) when `dir` has none, and resolves
+ * once the parent's /readyz says the enclave is unlocked and answers.
  */
 export async function startLocalStack(dir: string = mkdtempSync(join(tmpdir(), 'dip-stack-'))): Promise<LocalStack> {
   const socket = join(dir, 'enclave.sock');
   const enclave = spawnTs(['enclave/main.ts', '--dev', dir, '--listen', `unix:${socket}`]);
+  let kms: ReturnType<typeof spawnTs> | undefined;
   let parent: ReturnType<typeof spawnTs> | undefined;
   const stop = async (): Promise<void> => {
     if (parent) await stopChild(parent.child);
+    if (kms) await stopChild(kms.child);
     await stopChild(enclave.child);
   };
   try {
     await waitFor('the enclave', () => listeningEvent(enclave.output()), enclave.child, enclave.output);
-    const started = spawnTs(['parent/main.ts', '--enclave', `unix:${socket}`, '--listen', '127.0.0.1:0']);
+    // The KMS emulator reads the root the enclave has just written, and allows the development PCR0.
+    const policy = join(dir, 'kms-pcr-policy.txt');
+    if (!existsSync(policy)) writeFileSync(policy, `${pcrToHex(DEV_PCRS.pcr0)}\n`);
+    const startedKms = spawnTs(['emulators/kms/main.ts', '--listen', '127.0.0.1:0', '--state-dir', dir]);
+    kms = startedKms;
+    const [arn, kmsUrl] = await waitFor(
+      'the KMS emulator',
+      () => {
+        const key = /^kms: key (\S+)$/m.exec(startedKms.output())?.[1];
+        const url = /^kms: listening on (\S+)$/m.exec(startedKms.output())?.[1];
+        return key !== undefined && url !== undefined ? [key, url] : undefined;
+      },
+      startedKms.child,
+      startedKms.output,
+    );
+    const kmsArgs = ['--kms-endpoint', kmsUrl, '--kms-region', 'us-east-1'];
+    const keyset = join(dir, 'keyset.json');
+    if (!existsSync(keyset)) {
+      const create = spawnTs(['parent/main.ts', 'keyset', 'create', '--enclave', `unix:${socket}`, '--keyset', keyset, '--kms-key-id', arn, '--deployment', 'dev', ...kmsArgs], DEV_AWS_ENV);
+      const code = await new Promise<number | null>((resolveExit) => create.child.once('close', resolveExit));
+      if (code !== 0) throw new Error(`keyset create failed:\n${create.output()}`);
+    }
+    const started = spawnTs(['parent/main.ts', '--enclave', `unix:${socket}`, '--keyset', keyset, ...kmsArgs, '--listen', '127.0.0.1:0'], DEV_AWS_ENV);
     parent = started;
     const event = await waitFor('the parent', () => listeningEvent(started.output()), started.child, started.output);
     const url = `http://127.0.0.1:${String(event['port'])}`;
     await waitFor('the parent /readyz', async () => ((await fetch(`${url}/readyz`).catch(() => null))?.status === 200 ? true : undefined), started.child, started.output);
-    return { url, dir, stop, output: () => enclave.output() + started.output() };
+    return { url, dir, stop, output: () => enclave.output() + startedKms.output() + started.output() };
   } catch (error) {
     await stop();
     throw error;
@@ -124,7 +153,7 @@ export async function runDemo(): Promise<void> {
   } else {
     SAY('Dedicated IP demo — DEVELOPMENT DATA — nothing answers on 127.0.0.1:8080, starting a throwaway stack');
     stack = await startLocalStack();
-    SAY(`  enclave (NSM emulator) on a Unix socket, parent on ${stack.url}, state in ${stack.dir}`);
+    SAY(`  enclave (NSM emulator) on a Unix socket, KMS emulator holding the keyset's key, parent on ${stack.url}, state in ${stack.dir}`);
   }
   try {
     await transcript(stack);

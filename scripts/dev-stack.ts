@@ -1,16 +1,18 @@
-// `make dev`: the whole system on one machine (SPEC §8). Starts the enclave with the NSM emulator
-// on a Unix socket in the state directory and, when parent/main.ts exists, the parent proxy on
-// http://127.0.0.1:8080 in front of it; waits until both answer, says where everything is, and
-// stops both on Ctrl-C.
+// `make dev`: the whole system on one machine (SPEC §8, §9). Starts the enclave with the NSM
+// emulator on a Unix socket in the state directory, the KMS emulator on http://127.0.0.1:8083
+// trusting that enclave's root and the development PCR0, creates the keyset once (kept in the
+// state directory, so tokens outlive a restart), and the parent on http://127.0.0.1:8080 with it;
+// waits until the parent is ready, says where everything is, and stops all on Ctrl-C.
 //
-//   npx tsx scripts/dev-stack.ts [--state DIR] [--port N]
+//   npx tsx scripts/dev-stack.ts [--state DIR] [--port N] [--kms-port N]
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEV_PCRS, pcrToHex } from '../client/manifest.js';
 import { encodeFrame, FrameReader } from '../protocol/frame.js';
 import { parseResponse } from '../protocol/messages.js';
 
@@ -18,21 +20,38 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const READY_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-const USAGE = `usage: npx tsx scripts/dev-stack.ts [--state DIR] [--port N]
+const USAGE = `usage: npx tsx scripts/dev-stack.ts [--state DIR] [--port N] [--kms-port N]
 
-  --state DIR  development state: enclave.sock, nsm-root.pem, srt-issuer.json (default: .dev)
-  --port N     the parent's HTTP port on 127.0.0.1 (default: 8080; 0 picks a free one)
+  --state DIR    development state: enclave.sock, nsm-root.pem, srt-issuer.json, kms-key.json,
+                 kms-pcr-policy.txt, keyset.json (default: .dev)
+  --port N       the parent's HTTP port on 127.0.0.1 (default: 8080; 0 picks a free one)
+  --kms-port N   the KMS emulator's port on 127.0.0.1 (default: 8083; 0 picks a free one)
 `;
+
+/** The development deployment's name: the KMS encryption context of its keyset (SPEC §9). */
+const DEV_DEPLOYMENT = 'dev';
+
+/**
+ * The SDK in the parent reads credentials from its default chain; the emulator checks none, so
+ * development gives it dummy ones unless the environment has some (and never asks the instance
+ * metadata service, which is not there).
+ */
+const DEV_AWS_ENV = {
+  AWS_ACCESS_KEY_ID: process.env['AWS_ACCESS_KEY_ID'] ?? 'AKIDDEVELOPMENT',
+  AWS_SECRET_ACCESS_KEY: process.env['AWS_SECRET_ACCESS_KEY'] ?? 'development-only',
+  AWS_EC2_METADATA_DISABLED: 'true',
+};
 
 interface Options {
   stateDir: string;
   port: number;
+  kmsPort: number;
 }
 
 function readOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { state: { type: 'string' }, port: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { state: { type: 'string' }, port: { type: 'string' }, 'kms-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help === true) {
@@ -41,7 +60,9 @@ function readOptions(argv: string[]): Options {
   }
   const port = Number(values.port ?? '8080');
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
-  return { stateDir: resolve(REPO_ROOT, values.state ?? '.dev'), port };
+  const kmsPort = Number(values['kms-port'] ?? '8083');
+  if (!Number.isInteger(kmsPort) || kmsPort < 0 || kmsPort > 65535) throw new Error('--kms-port must be 0..65535');
+  return { stateDir: resolve(REPO_ROOT, values.state ?? '.dev'), port, kmsPort };
 }
 
 /** A child process whose output lines are shown with a name in front. */
@@ -53,9 +74,9 @@ interface Child {
   waitForLine(test: (line: string) => boolean): Promise<string>;
 }
 
-function startChild(name: string, args: string[]): Child {
+function startChild(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
   // Its own process group: Ctrl-C reaches only this script, which then stops the children in order.
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...env } });
   const watchers: Array<{ test: (line: string) => boolean; resolve: (line: string) => void }> = [];
   const onLine = (line: string): void => {
     process.stdout.write(`${name.padEnd(7)} | ${line}\n`);
@@ -81,7 +102,7 @@ function startChild(name: string, args: string[]): Child {
   };
 }
 
-/** Sends one `health` request over the enclave socket; true when it answers ok. */
+/** Sends one `health` request over the enclave socket; true when it answers (locked or not). */
 function enclaveHealthy(socketPath: string): Promise<boolean> {
   return new Promise((resolveHealth) => {
     const socket = net.connect(socketPath);
@@ -169,22 +190,41 @@ async function main(): Promise<number> {
 
   const enclave = startChild('enclave', ['enclave/main.ts', '--dev', options.stateDir, '--listen', `unix:${socketPath}`]);
   children.push(enclave);
-  let parentUrl: string | null = null;
+  let parentUrl = '';
+  let kmsUrl = '';
+  const keysetPath = join(options.stateDir, 'keyset.json');
+  let keysetCreated = false;
   try {
     await waitUntil('the enclave answered health', enclave, () => enclaveHealthy(socketPath));
-    if (existsSync(join(REPO_ROOT, 'parent/main.ts'))) {
-      const parent = startChild('parent', ['parent/main.ts', '--listen', `127.0.0.1:${options.port}`, '--enclave', `unix:${socketPath}`]);
-      children.push(parent);
-      // With --port 0 the parent picks the port and says which in its "listening" event.
-      const listening = await Promise.race([
-        parent.waitForLine((line) => line.includes('"event":"listening"')),
-        parent.exited.then(() => null),
-      ]);
-      if (listening === null) throw new Error('the parent exited before it listened');
-      const port = (JSON.parse(listening) as { port: number }).port;
-      await waitUntil('the parent was ready', parent, () => parentReady(port));
-      parentUrl = `http://127.0.0.1:${port}`;
+    // The emulator reads the root the enclave has just written, so it starts after the enclave.
+    const policy = join(options.stateDir, 'kms-pcr-policy.txt');
+    if (!existsSync(policy)) writeFileSync(policy, `# PCR0 (ImageSha384) the development KMS key policy allows: the NSM emulator's\n${pcrToHex(DEV_PCRS.pcr0)}\n`);
+    const kms = startChild('kms', ['emulators/kms/main.ts', '--listen', `127.0.0.1:${options.kmsPort}`, '--state-dir', options.stateDir]);
+    children.push(kms);
+    const arn = /^kms: key (\S+)$/;
+    // Both lines are watched from the start: the key's comes first.
+    const keyLine = kms.waitForLine((line) => arn.test(line));
+    const kmsListening = await Promise.race([kms.waitForLine((line) => line.startsWith('kms: listening on ')), kms.exited.then(() => null)]);
+    if (kmsListening === null) throw new Error('the KMS emulator exited before it listened');
+    kmsUrl = kmsListening.slice('kms: listening on '.length);
+    const kmsArgs = ['--kms-endpoint', kmsUrl, '--kms-region', 'us-east-1'];
+    if (!existsSync(keysetPath)) {
+      // SPEC §8: in production an operator creates the keyset; here make dev does, once.
+      const create = startChild('keyset', ['parent/main.ts', 'keyset', 'create', '--enclave', `unix:${socketPath}`, '--keyset', keysetPath, '--kms-key-id', arn.exec(await keyLine)![1]!, '--deployment', DEV_DEPLOYMENT, ...kmsArgs], DEV_AWS_ENV);
+      if ((await create.exited) !== 0) throw new Error('keyset create failed');
+      keysetCreated = true;
     }
+    const parent = startChild('parent', ['parent/main.ts', '--listen', `127.0.0.1:${options.port}`, '--enclave', `unix:${socketPath}`, '--keyset', keysetPath, ...kmsArgs], DEV_AWS_ENV);
+    children.push(parent);
+    // With --port 0 the parent picks the port and says which in its "listening" event.
+    const listening = await Promise.race([
+      parent.waitForLine((line) => line.includes('"event":"listening"')),
+      parent.exited.then(() => null),
+    ]);
+    if (listening === null) throw new Error('the parent exited before it listened');
+    const port = (JSON.parse(listening) as { port: number }).port;
+    await waitUntil('the parent was ready (the enclave unlocked)', parent, () => parentReady(port));
+    parentUrl = `http://127.0.0.1:${port}`;
   } catch (error) {
     process.stderr.write(`dev-stack: ${(error as Error).message}\n`);
     return stop(1);
@@ -195,11 +235,13 @@ async function main(): Promise<number> {
       '',
       'Development stack is up (NSM emulator: attestation documents are development documents).',
       `  enclave   unix:${shown(socketPath)}`,
-      parentUrl === null ? '  parent    not started (parent/main.ts does not exist yet)' : `  parent    ${parentUrl}  (try: curl ${parentUrl}/readyz)`,
+      `  kms       ${kmsUrl}  (KMS emulator: development only)`,
+      `  parent    ${parentUrl}  (try: curl ${parentUrl}/readyz)`,
       `  state     ${shown(options.stateDir)}/`,
       `            nsm-root.pem     the emulator's root certificate: trust anchor for attestation`,
       `            srt-issuer.json  the development SRT issuer's private key: mint SRTs with it`,
-      'Ctrl-C stops both.',
+      `            keyset.json      the deployment's keyset (SPEC §9)${keysetCreated ? ', created now' : ''}; kms-key.json holds the emulator's key`,
+      'Ctrl-C stops them all.',
       '',
     ].join('\n'),
   );

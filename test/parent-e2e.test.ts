@@ -15,7 +15,10 @@ import { formatListenAddress } from '../enclave/io/address.js';
 import { errorBody, http, postJson, waitFor, type HttpReply } from '../parent/test/helpers.js';
 import { startParent, type Child } from '../parent/test/processes.js';
 import { jwtClaims, mintSrt, openTokens, sealAssign, sealRefresh, spawnEnclave, type SpawnedEnclave } from './support/enclave.js';
+import { startTestCustody, type TestCustody } from './support/kms.js';
 import { assertNoLeak } from './support/secrets.js';
+
+let custody: TestCustody;
 
 interface Stack {
   enclave: SpawnedEnclave;
@@ -26,7 +29,7 @@ interface Stack {
 async function startStack(parentArgs: string[] = [], dir?: string): Promise<Stack> {
   const enclave = await spawnEnclave(dir === undefined ? {} : { dir });
   try {
-    const { parent, port } = await startParent(['--enclave', formatListenAddress(enclave.address), '--timeout-ms', '120000', ...parentArgs]);
+    const { parent, port } = await startParent(['--enclave', formatListenAddress(enclave.address), '--timeout-ms', '120000', ...custody.args, ...parentArgs], custody.env);
     await waitFor(async () => (await http(port, '/readyz')).status === 200, 60_000, 'parent ready');
     return { enclave, parent, port };
   } catch (error) {
@@ -62,9 +65,13 @@ const isError = (reply: HttpReply, code: ErrorCode, status: number): void => {
 
 let shared: Stack | undefined;
 before(async () => {
+  custody = await startTestCustody();
   shared = await startStack(['--body-limit', '16384']);
 });
-after(() => stopStack(shared));
+after(async () => {
+  await stopStack(shared);
+  await custody.close();
+});
 
 test('every route answers through the real enclave: attestation, keys, assign, refresh, healthz, readyz, metrics', async () => {
   const { port, enclave } = shared!;
@@ -260,23 +267,28 @@ test('the enclave killed mid-load gives 503s, and the parent recovers without re
       while (running) {
         const reply = await postJson(port, '/v1/dip/assign', { ip: '192.0.2.55', request }, agent);
         statuses.push(reply.status);
-        if (reply.status !== 200) isError(reply, 'enclave_unavailable', 503);
+        // In flight when it died: 503; sealed for its boot key after it died: no enclave has the key.
+        if (reply.status === 503) isError(reply, 'enclave_unavailable', 503);
+        else if (reply.status !== 200) isError(reply, 'key_unknown', 421);
       }
     };
     const workers = Array.from({ length: 8 }, worker);
     await waitFor(() => statuses.filter((s) => s === 200).length >= 20, 60_000, 'load running');
     enclave.child.kill('SIGKILL');
     await enclave.exited;
-    await waitFor(() => statuses.filter((s) => s === 503).length >= 20, 60_000, '503s while the enclave is gone');
+    await waitFor(() => statuses.filter((s) => s === 421).length >= 20, 60_000, '421s while the enclave is gone');
     running = false;
     await Promise.all(workers);
     agent.destroy();
-    assert.deepEqual([...new Set(statuses)].sort(), [200, 503]);
+    assert.ok([...new Set(statuses)].every((s) => [200, 421, 503].includes(s)), 'only 200, 503 and 421');
     isError(await http(port, '/readyz'), 'enclave_unavailable', 503);
     assert.equal((await http(port, '/healthz')).status, 200);
 
-    restarted = await spawnEnclave({ dir: enclave.dir });
+    // Back locked, with a new NSM root: the parent unlocks it through KMS (SPEC §9).
+    restarted = await spawnEnclave({ dir: enclave.dir, masterSecret: null });
+    custody.kms.trust(restarted.rootPem());
     await waitFor(async () => (await http(port, '/readyz')).status === 200, 60_000, 'ready again');
+    assert.match(stack.parent.stdout(), /"event":"enclave_unlocked","enclave":0/, 'unlocked by the parent');
     // A new boot: a new boot key, so the app attests again and seals anew.
     const newKey = await bootKeyOf(port);
     assert.notDeepEqual(newKey, bootKey);
@@ -315,7 +327,7 @@ test('a stalled enclave is answered 504 enclave_timeout once the timeout has pas
 
 test('GET /v1/attestation beyond the per-client burst is 429 rate_limited', async () => {
   const { enclave } = shared!;
-  const { parent, port } = await startParent(['--enclave', formatListenAddress(enclave.address), '--attestation-burst', '2', '--attestation-rate', '0.001']);
+  const { parent, port } = await startParent(['--enclave', formatListenAddress(enclave.address), ...custody.args, '--attestation-burst', '2', '--attestation-rate', '0.001'], custody.env);
   try {
     await waitFor(async () => (await http(port, '/readyz')).status === 200, 60_000, 'ready');
     assert.equal((await http(port, `/v1/attestation?nonce=${randomNonce()}`)).status, 200);

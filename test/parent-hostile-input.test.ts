@@ -13,6 +13,7 @@ import { decodeCoseSign1 } from '../protocol/cose.js';
 import { formatListenAddress } from '../enclave/io/address.js';
 import { http, postJson, waitFor } from '../parent/test/helpers.js';
 import { startParent, type Child } from '../parent/test/processes.js';
+import { startTestCustody, type TestCustody } from './support/kms.js';
 import { mintSrt, openTokens, sealAssign, sealRefresh, spawnEnclave, type SpawnedEnclave } from './support/enclave.js';
 
 const SEED = 20261130;
@@ -21,18 +22,22 @@ let enclave: SpawnedEnclave;
 let parent: Child;
 let port: number;
 
+let custody: TestCustody;
+
 before(async () => {
+  custody = await startTestCustody();
   enclave = await spawnEnclave();
   // One pooled connection: every hostile request shares it with the valid load.
   ({ parent, port } = await startParent([
     '--enclave', formatListenAddress(enclave.address), '--pool-size', '1', '--timeout-ms', '120000',
-    '--attestation-rate', '100000', '--attestation-burst', '100000',
-  ]));
+    '--attestation-rate', '100000', '--attestation-burst', '100000', ...custody.args,
+  ], custody.env));
   await waitFor(async () => (await http(port, '/readyz')).status === 200, 60_000, 'parent ready');
 });
 after(async () => {
   await parent?.stop();
   await enclave?.stop();
+  await custody?.close();
 });
 
 /** Any UTF-16 string: well-formed text, lone surrogates and control characters. */

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, MAX_BODY_LIMIT, OPTIONS, envName, isLoopbackHost, parseConfig, usage } from '../config.js';
+import { ConfigError, MAX_BODY_LIMIT, OPTIONS, envName, isLoopbackHost, parseConfig, parseKeysetCreateConfig, usage } from '../config.js';
 
-const base = ['--enclave', 'unix:/run/dip/enclave.sock'];
+const base = ['--enclave', 'unix:/run/dip/enclave.sock', '--keyset', '/etc/dip/keyset.json'];
 
 const refuses = (argv: string[], env: Record<string, string>, pattern: RegExp): void => {
   assert.throws(() => parseConfig(argv, env), (e: unknown) => e instanceof ConfigError && pattern.test(e.message), argv.join(' '));
@@ -11,7 +11,10 @@ const refuses = (argv: string[], env: Record<string, string>, pattern: RegExp): 
 test('defaults follow the issue: 127.0.0.1:8080, 16 KiB bodies, plain HTTP only on loopback', () => {
   const config = parseConfig(base, {})!;
   assert.deepEqual(config.listen, { host: '127.0.0.1', port: 8080 });
-  assert.deepEqual(config.enclave, { kind: 'unix', path: '/run/dip/enclave.sock' });
+  assert.deepEqual(config.enclaves, [{ kind: 'unix', path: '/run/dip/enclave.sock' }]);
+  assert.equal(config.keyset, '/etc/dip/keyset.json');
+  assert.equal(config.kmsRegion, null, 'the SDK chooses the region unless told');
+  assert.equal(config.kmsEndpoint, null, 'AWS KMS unless told');
   assert.equal(config.bodyLimit, 16384);
   assert.equal(config.allowPlainHttp, false);
   assert.equal(config.tlsCert, null);
@@ -25,13 +28,14 @@ test('defaults follow the issue: 127.0.0.1:8080, 16 KiB bodies, plain HTTP only 
 test('every setting is a flag and a DIP_PARENT_* variable, and a flag wins over the variable', () => {
   const env = {
     DIP_PARENT_ENCLAVE: 'tcp:[::1]:7000',
+    DIP_PARENT_KEYSET: '/k.json',
     DIP_PARENT_LISTEN: '[::1]:9000',
     DIP_PARENT_TIMEOUT_MS: '250',
     DIP_PARENT_ATTESTATION_RATE: '0.5',
     DIP_PARENT_ALLOW_PLAIN_HTTP: 'true',
   };
   const fromEnv = parseConfig([], env)!;
-  assert.deepEqual(fromEnv.enclave, { kind: 'tcp', host: '::1', port: 7000 });
+  assert.deepEqual(fromEnv.enclaves, [{ kind: 'tcp', host: '::1', port: 7000 }]);
   assert.deepEqual(fromEnv.listen, { host: '::1', port: 9000 });
   assert.equal(fromEnv.timeoutMs, 250);
   assert.equal(fromEnv.attestationRate, 0.5);
@@ -39,7 +43,7 @@ test('every setting is a flag and a DIP_PARENT_* variable, and a flag wins over 
   const flags = parseConfig(['--timeout-ms=300', '--pool-size', '2', '--enclave', 'vsock:16:5000', '--allow-plain-http=false'], env)!;
   assert.equal(flags.timeoutMs, 300);
   assert.equal(flags.poolSize, 2);
-  assert.deepEqual(flags.enclave, { kind: 'vsock', cid: 16, port: 5000 });
+  assert.deepEqual(flags.enclaves, [{ kind: 'vsock', cid: 16, port: 5000 }]);
   assert.equal(flags.allowPlainHttp, false);
   assert.deepEqual(OPTIONS.map(envName).filter((n) => !/^DIP_PARENT_[A-Z_]+$/.test(n)), []);
 });
@@ -60,7 +64,10 @@ test('loopback means 127.0.0.0/8, ::1 and localhost', () => {
 });
 
 test('bad values name the setting and are refused', () => {
-  refuses([], {}, /--enclave .* is required/);
+  refuses(['--keyset', '/k.json'], {}, /--enclave .* is required/);
+  refuses(['--enclave', 'unix:/x'], {}, /^--keyset \(or DIP_PARENT_KEYSET\) is required$/);
+  refuses([...base, '--kms-endpoint', 'localhost:8083'], {}, /--kms-endpoint must be an http/);
+  refuses([...base, '--kms-region', 'us east'], {}, /--kms-region must be/);
   refuses(['--enclave', 'http://x'], {}, /--enclave: unsupported/);
   refuses([...base, '--listen', '8080'], {}, /HOST:PORT/);
   refuses([...base, '--listen', '::1:8080'], {}, /brackets/);
@@ -76,7 +83,7 @@ test('bad values name the setting and are refused', () => {
   refuses([...base, '--nope'], {}, /unknown argument "--nope"/);
   refuses([...base, 'positional'], {}, /unknown argument/);
   refuses([...base, '--timeout-ms'], {}, /--timeout-ms needs a value/);
-  refuses([], { DIP_PARENT_ENCLAVE: 'unix:/x', DIP_PARENT_POOL_SIZE: 'many' }, /--pool-size/);
+  refuses([], { DIP_PARENT_ENCLAVE: 'unix:/x', DIP_PARENT_KEYSET: '/k', DIP_PARENT_POOL_SIZE: 'many' }, /--pool-size/);
 });
 
 test('--help returns null and usage lists every option with its variable and default', () => {
@@ -103,4 +110,38 @@ test('--body-limit stops where the largest body still fits one 65536-byte frame 
   assert.equal(parseConfig([...base, '--body-limit', '65472'], {})!.bodyLimit, 65472, 'the maximum is accepted');
   refuses([...base, '--body-limit', '65473'], {}, /--body-limit must be an integer in 256\.\.65472/);
   refuses([...base, '--body-limit', '65536'], {}, /--body-limit must be an integer in 256\.\.65472/);
+});
+
+test('--enclave repeats for several enclaves, DIP_PARENT_ENCLAVE separates them by commas, and flags replace the variable', () => {
+  const two = parseConfig(['--enclave', 'unix:/a.sock', '--enclave=vsock:16:5000', '--keyset', '/k'], {})!;
+  assert.deepEqual(two.enclaves, [{ kind: 'unix', path: '/a.sock' }, { kind: 'vsock', cid: 16, port: 5000 }], 'two flags, two enclaves in order');
+  const env = { DIP_PARENT_ENCLAVE: 'unix:/a.sock,tcp:127.0.0.1:7000', DIP_PARENT_KEYSET: '/k' };
+  assert.deepEqual(parseConfig([], env)!.enclaves, [{ kind: 'unix', path: '/a.sock' }, { kind: 'tcp', host: '127.0.0.1', port: 7000 }], 'comma-separated variable');
+  assert.deepEqual(parseConfig(['--enclave', 'unix:/b.sock'], env)!.enclaves, [{ kind: 'unix', path: '/b.sock' }], 'a flag replaces the whole variable');
+  refuses(['--keyset', '/k'], { DIP_PARENT_ENCLAVE: 'unix:/a.sock,' }, /--enclave: unsupported enclave address/);
+});
+
+test('--kms-region and --kms-endpoint configure the KMS client, from flags or DIP_PARENT_KMS_*', () => {
+  const flags = parseConfig([...base, '--kms-region', 'eu-west-1', '--kms-endpoint', 'http://127.0.0.1:8083'], {})!;
+  assert.equal(flags.kmsRegion, 'eu-west-1', 'region flag');
+  assert.equal(flags.kmsEndpoint, 'http://127.0.0.1:8083', 'endpoint flag');
+  const env = parseConfig(base, { DIP_PARENT_KMS_REGION: 'us-east-1', DIP_PARENT_KMS_ENDPOINT: 'https://kms.example' })!;
+  assert.equal(env.kmsRegion, 'us-east-1', 'region variable');
+  assert.equal(env.kmsEndpoint, 'https://kms.example', 'endpoint variable');
+});
+
+test('keyset create takes exactly one enclave, the KMS key id and the deployment; the proxy refuses those two flags', () => {
+  const args = ['--enclave', 'unix:/e.sock', '--keyset', '/k.json', '--kms-key-id', 'arn:aws:kms:us-east-1:000000000000:key/x', '--deployment', 'prod-eu'];
+  assert.deepEqual(
+    parseKeysetCreateConfig(args, {}),
+    { enclave: { kind: 'unix', path: '/e.sock' }, keyset: '/k.json', kmsKeyId: 'arn:aws:kms:us-east-1:000000000000:key/x', deployment: 'prod-eu', kmsRegion: null, kmsEndpoint: null },
+    'every field of keyset create',
+  );
+  assert.equal(parseKeysetCreateConfig(['--help'], {}), null, '--help');
+  assert.equal(parseKeysetCreateConfig(args.slice(0, 6), { DIP_PARENT_DEPLOYMENT: 'staging' })!.deployment, 'staging', 'from the variable');
+  assert.throws(() => parseKeysetCreateConfig(args.slice(0, 6), {}), /--deployment \(or DIP_PARENT_DEPLOYMENT\) is required/, 'deployment is required');
+  assert.throws(() => parseKeysetCreateConfig([...args, '--enclave', 'unix:/f.sock'], {}), /exactly one --enclave/, 'one enclave only');
+  assert.throws(() => parseKeysetCreateConfig([...args, '--pool-size', '2'], {}), /--pool-size is a setting of the proxy/, 'proxy flags are refused');
+  refuses([...base, '--kms-key-id', 'k'], {}, /--kms-key-id is a setting of `keyset create`/);
+  assert.equal(parseConfig(base, { DIP_PARENT_KMS_KEY_ID: 'k', DIP_PARENT_DEPLOYMENT: 'd' })!.keyset, '/etc/dip/keyset.json', 'the proxy ignores the create-only variables');
 });

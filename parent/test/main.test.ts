@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { FakeEnclave, defaultHandler } from './fake-enclave.js';
 import { http, waitFor } from './helpers.js';
-import { startParent, startTs } from './processes.js';
+import { startParent, startTs, testKeyset } from './processes.js';
 
 async function fakeEnclave(t: { after: (fn: () => Promise<void>) => void }): Promise<FakeEnclave> {
   const enclave = await new FakeEnclave().start();
@@ -55,28 +55,42 @@ test('parent/main.ts refuses bad configuration with exit 2: no enclave, plain HT
   const missing = startTs('parent/main.ts', []);
   assert.equal(await missing.exited, 2);
   assert.match(missing.stderr(), /--enclave/);
-  const plain = startTs('parent/main.ts', ['--listen', '0.0.0.0:0', '--enclave', 'unix:/nonexistent']);
+  const plain = startTs('parent/main.ts', ['--listen', '0.0.0.0:0', '--enclave', 'unix:/nonexistent', '--keyset', '/nonexistent.json']);
   assert.equal(await plain.exited, 2);
   assert.match(plain.stderr(), /plain HTTP is served only on a loopback address/);
 });
 
+test('a parent without a keyset, or with a file that is no keyset, refuses to start with a coded error', async (t) => {
+  const dir = tempDir(t);
+  const missing = startTs('parent/main.ts', ['--enclave', 'unix:/nonexistent', '--keyset', join(dir, 'keyset.json')]);
+  assert.equal(await missing.exited, 1, 'exit 1');
+  assert.match(missing.stderr(), /^parent: keyset_missing: the --keyset file does not exist: create it once per deployment with `keyset create`/, 'the coded cause');
+  writeFileSync(join(dir, 'keyset.json'), '{"v":1}');
+  const invalid = startTs('parent/main.ts', ['--enclave', 'unix:/nonexistent', '--keyset', join(dir, 'keyset.json')]);
+  assert.equal(await invalid.exited, 1, 'exit 1');
+  assert.match(invalid.stderr(), /^parent: keyset_invalid: /, 'the coded cause');
+  const unset = startTs('parent/main.ts', ['--enclave', 'unix:/nonexistent']);
+  assert.equal(await unset.exited, 2, 'a configuration mistake');
+  assert.match(unset.stderr(), /--keyset \(or DIP_PARENT_KEYSET\) is required/, 'names the setting');
+});
+
 test('parent/main.ts exits 1 when the TLS files cannot be read or the address is taken', async (t) => {
   const dir = tempDir(t);
-  const unreadable = startTs('parent/main.ts', ['--enclave', 'unix:/nonexistent', '--tls-cert', join(dir, 'no.crt'), '--tls-key', join(dir, 'no.key')]);
+  const unreadable = startTs('parent/main.ts', ['--enclave', 'unix:/nonexistent', '--keyset', testKeyset(), '--tls-cert', join(dir, 'no.crt'), '--tls-key', join(dir, 'no.key')]);
   assert.equal(await unreadable.exited, 1);
   assert.match(unreadable.stderr(), /cannot read --tls-cert/);
   const blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
   const port = (blocker.address() as import('node:net').AddressInfo).port;
-  const taken = startTs('parent/main.ts', ['--enclave', 'unix:/nonexistent', '--listen', `127.0.0.1:${port}`]);
+  const taken = startTs('parent/main.ts', ['--enclave', 'unix:/nonexistent', '--keyset', testKeyset(), '--listen', `127.0.0.1:${port}`]);
   assert.equal(await taken.exited, 1);
   assert.match(taken.stderr(), /^parent: listen_address_in_use: --listen: /, 'the coded cause');
 });
 
 test('parent/main.ts takes its settings from DIP_PARENT_* variables and serves the routes', async (t) => {
   const enclave = await fakeEnclave(t);
-  const { parent, port } = await startParent([], { DIP_PARENT_ENCLAVE: enclave.address, DIP_PARENT_POOL_SIZE: '3' });
+  const { parent, port } = await startParent([], { DIP_PARENT_ENCLAVE: enclave.address, DIP_PARENT_KEYSET: testKeyset(), DIP_PARENT_POOL_SIZE: '3' });
   t.after(() => parent.stop());
   await waitFor(async () => (await http(port, '/readyz')).status === 200, 20_000, 'ready');
   await waitFor(() => enclave.sockets.size === 3, 10_000, 'three enclave connections');
@@ -86,11 +100,11 @@ test('parent/main.ts takes its settings from DIP_PARENT_* variables and serves t
 
 test('parent/main.ts logs the loss of the enclave and reconnects when it returns', async (t) => {
   const enclave = await fakeEnclave(t);
-  const { parent, port } = await startParent(['--enclave', enclave.address, '--pool-size', '1']);
+  const { parent, port } = await startParent(['--keyset', testKeyset(), '--enclave', enclave.address, '--pool-size', '1']);
   t.after(() => parent.stop());
   await parent.waitForOutput(/"event":"enclave_connected","connection":0/);
   await enclave.stop();
-  await parent.waitForOutput(/"event":"enclave_disconnected","connection":0,"failed":0/);
+  await parent.waitForOutput(/"event":"enclave_disconnected","connection":0,"enclave":0,"failed":0/);
   assert.equal((await http(port, '/readyz')).status, 503);
   await enclave.start();
   await waitFor(async () => (await http(port, '/readyz')).status === 200, 20_000, 'ready again');
@@ -103,7 +117,7 @@ test('SIGTERM lets an in-flight request finish, then the parent exits 0', async 
     if (request.op === 'jwks') await new Promise<void>((resolve) => (release = resolve));
     return defaultHandler(request);
   };
-  const { parent, port } = await startParent(['--enclave', enclave.address]);
+  const { parent, port } = await startParent(['--keyset', testKeyset(), '--enclave', enclave.address]);
   t.after(() => parent.stop());
   await waitFor(async () => (await http(port, '/readyz')).status === 200, 20_000, 'ready');
   // Before: the connection probes and /readyz's health.
@@ -126,7 +140,7 @@ test('HTTPS with --tls-cert/--tls-key; SIGHUP loads a new certificate without dr
   const live = { cert: join(dir, 'live.crt'), key: join(dir, 'live.key') };
   copyFileSync(first.cert, live.cert);
   copyFileSync(first.key, live.key);
-  const { parent, port } = await startParent(['--enclave', enclave.address, '--tls-cert', live.cert, '--tls-key', live.key, '--listen', '127.0.0.1:0']);
+  const { parent, port } = await startParent(['--keyset', testKeyset(), '--enclave', enclave.address, '--tls-cert', live.cert, '--tls-key', live.key, '--listen', '127.0.0.1:0']);
   t.after(() => parent.stop());
   const kept = new HttpsAgent({ keepAlive: true, maxSockets: 1 });
   t.after(() => kept.destroy());
@@ -153,7 +167,7 @@ test('HTTPS with --tls-cert/--tls-key; SIGHUP loads a new certificate without dr
 
 test('SIGHUP without TLS changes nothing and does not stop the parent', async (t) => {
   const enclave = await fakeEnclave(t);
-  const { parent, port } = await startParent(['--enclave', enclave.address]);
+  const { parent, port } = await startParent(['--keyset', testKeyset(), '--enclave', enclave.address]);
   t.after(() => parent.stop());
   parent.process.kill('SIGHUP');
   await new Promise((resolve) => setTimeout(resolve, 300));

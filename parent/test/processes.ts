@@ -4,7 +4,12 @@
 // written) and killed if they do not stop.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeKeysetOnce } from '../keyset.js';
+import { FAKE_M_COMMIT } from './fake-enclave.js';
 import { waitFor } from './helpers.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -62,4 +67,14 @@ export async function startParent(args: readonly string[], env: Record<string, s
   const parent = startTs('parent/main.ts', ['--listen', '127.0.0.1:0', ...args], env);
   const match = await parent.waitForOutput(/"event":"listening","scheme":"https?","port":(\d+)/);
   return { parent, port: Number(match[1]) };
+}
+
+/**
+ * Writes a keyset whose m_commit is `mCommit` (the fake enclave's by default, which answers
+ * health ok with it, so KMS is never asked) to a fresh temporary directory; returns its path.
+ */
+export function testKeyset(mCommit: Uint8Array = FAKE_M_COMMIT): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'dip-keyset-')), 'keyset.json');
+  writeKeysetOnce(path, { kmsKeyId: 'test-key', deployment: 'test', ciphertextBlob: Uint8Array.of(1), mCommit });
+  return path;
 }

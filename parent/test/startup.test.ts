@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeEnclave } from './fake-enclave.js';
 import { http, waitFor } from './helpers.js';
-import { startParent, startTs } from './processes.js';
+import { startParent, startTs, testKeyset } from './processes.js';
 
 type T = { after: (fn: () => Promise<void> | void) => void };
 
@@ -39,7 +39,7 @@ async function takenPort(t: T): Promise<number> {
 
 /** Runs the parent to its exit and checks the one coded line it must print. */
 async function refusesToStart(args: string[], line: RegExp, env: Record<string, string> = {}): Promise<void> {
-  const child = startTs('parent/main.ts', args, env);
+  const child = startTs('parent/main.ts', ['--keyset', testKeyset(), ...args], env);
   assert.equal(await child.exited, 1, `exit 1: ${child.stderr()}`);
   const lines = child.stderr().trim().split('\n');
   assert.equal(lines.length, 1, `one line, no stack trace: ${child.stderr()}`);
@@ -74,7 +74,7 @@ test('vsock:CID:PORT without socat on PATH stops at startup with socat_missing',
 
 test('a vsock bridge with no enclave behind it is logged enclave_not_answering once per connection, never enclave_connected', async (t) => {
   // This machine has socat but no enclave at CID 16: socat accepts locally, then cannot connect.
-  const { parent } = await startParent(['--enclave', 'vsock:16:5000', '--pool-size', '2']);
+  const { parent } = await startParent(['--keyset', testKeyset(), '--enclave', 'vsock:16:5000', '--pool-size', '2']);
   t.after(() => parent.stop());
   await parent.waitForOutput(/"event":"enclave_not_answering","connection":1/);
   await parent.waitForOutput(/"event":"enclave_not_answering","connection":0/);
@@ -87,7 +87,7 @@ test('a vsock bridge with no enclave behind it is logged enclave_not_answering o
 test('with --metrics-listen, /metrics is served there only and the main listener answers 404', async (t) => {
   const enclave = await new FakeEnclave().start();
   t.after(() => enclave.dispose());
-  const { parent, port } = await startParent(['--enclave', enclave.address, '--metrics-listen', '127.0.0.1:0']);
+  const { parent, port } = await startParent(['--keyset', testKeyset(), '--enclave', enclave.address, '--metrics-listen', '127.0.0.1:0']);
   t.after(() => parent.stop());
   const metricsPort = Number((await parent.waitForOutput(/"event":"metrics_listening","port":(\d+)/))[1]);
   await waitFor(async () => (await http(port, '/readyz')).status === 200, 20_000, 'ready');

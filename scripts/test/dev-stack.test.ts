@@ -1,6 +1,7 @@
 // `make dev` as a newcomer runs it: the development stack comes up with an enclave on a Unix
-// socket and the parent on 127.0.0.1, writes the SPEC §8 state files, answers /readyz, and stops
-// both processes cleanly on Ctrl-C (SIGINT).
+// socket, the KMS emulator and the parent on 127.0.0.1, writes the SPEC §8 state files (the
+// keyset once), answers /readyz, stops cleanly on Ctrl-C (SIGINT), and after a restart with the
+// same state directory still refreshes a DRT issued before it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,13 +10,21 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assign, refresh } from '../../client/flows.js';
+import { DEV_PCRS } from '../../client/manifest.js';
+import { mintDevSrt, parseDevIssuer } from '../../client/tokens.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-test('the development stack starts, writes .dev state, answers /readyz and stops on SIGINT', { timeout: 180_000 }, async (t) => {
-  const state = mkdtempSync(join(tmpdir(), 'dip-dev-stack-'));
-  t.after(() => rmSync(state, { recursive: true, force: true }));
-  const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev-stack.ts', '--state', state, '--port', '0'], {
+interface Running {
+  url: string;
+  kmsUrl: string;
+  output: () => string;
+  interrupt(): Promise<number | null>;
+}
+
+async function startStack(t: { after: (fn: () => void) => void }, state: string): Promise<Running> {
+  const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev-stack.ts', '--state', state, '--port', '0', '--kms-port', '0'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -26,33 +35,61 @@ test('the development stack starts, writes .dev state, answers /readyz and stops
   stack.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   stack.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<number | null>((resolve) => stack.on('exit', (code) => resolve(code)));
-
-  const url = await new Promise<string>((resolve, reject) => {
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setInterval(() => {
-      const match = /parent {4}(http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) {
+      const found = /kms {7}(http:\/\/127\.0\.0\.1:\d+)[^]*parent {4}(http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (found) {
         clearInterval(timer);
-        resolve(match[1]!);
+        resolve(found);
       } else if (stack.exitCode !== null) {
         clearInterval(timer);
         reject(new Error(`dev-stack exited early:\n${output}`));
       }
     }, 100);
   });
+  return {
+    kmsUrl: match[1]!,
+    url: match[2]!,
+    output: () => output,
+    interrupt: async () => {
+      stack.kill('SIGINT');
+      return exited;
+    },
+  };
+}
 
-  assert.match(output, /Development stack is up/);
-  assert.equal((await fetch(`${url}/readyz`)).status, 200);
-  assert.match(readFileSync(join(state, 'nsm-root.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/);
-  const issuer = JSON.parse(readFileSync(join(state, 'srt-issuer.json'), 'utf8')) as { iss: unknown; aud: unknown; jwk: Record<string, unknown> };
-  assert.equal(typeof issuer.iss, 'string');
+test('the development stack starts with the KMS emulator, creates the keyset once, answers /readyz, stops on SIGINT, and refreshes an old DRT after a restart', { timeout: 300_000 }, async (t) => {
+  const state = mkdtempSync(join(tmpdir(), 'dip-dev-stack-'));
+  t.after(() => rmSync(state, { recursive: true, force: true }));
+  const first = await startStack(t, state);
+
+  assert.match(first.output(), /Development stack is up/, 'says it is up');
+  assert.match(first.output(), /keyset\.json .*created now/, 'the keyset was created on the first start');
+  assert.equal((await fetch(`${first.url}/readyz`)).status, 200, 'ready: the enclave was unlocked');
+  assert.match(readFileSync(join(state, 'nsm-root.pem'), 'utf8'), /^-----BEGIN CERTIFICATE-----/, 'nsm-root.pem');
+  const issuerText = readFileSync(join(state, 'srt-issuer.json'), 'utf8');
+  const issuer = JSON.parse(issuerText) as { iss: unknown; aud: unknown; jwk: Record<string, unknown> };
+  assert.equal(typeof issuer.iss, 'string', 'iss');
   assert.ok(issuer.aud === null || typeof issuer.aud === 'string', 'aud is null or text');
-  assert.equal(typeof issuer.jwk.d, 'string');
-  assert.equal(typeof issuer.jwk.kid, 'string');
-  assert.equal(typeof issuer.jwk.alg, 'string');
+  assert.equal(typeof issuer.jwk.d, 'string', 'the private key');
   assert.ok(existsSync(join(state, 'enclave.sock')), 'the enclave socket exists');
+  const keyset = readFileSync(join(state, 'keyset.json'), 'utf8');
+  assert.deepEqual(JSON.parse(keyset).encryption_context, { 'dip:deployment': 'dev' }, 'the development keyset');
 
-  stack.kill('SIGINT');
-  assert.equal(await exited, 0, output);
-  await assert.rejects(fetch(`${url}/healthz`));
-  assert.equal(existsSync(join(state, 'enclave.sock')), false);
+  const trust = (): { root: string; expectedPcrs: typeof DEV_PCRS } => ({ root: readFileSync(join(state, 'nsm-root.pem'), 'utf8'), expectedPcrs: DEV_PCRS });
+  const dev = parseDevIssuer(issuerText);
+  const srt = await mintDevSrt(dev, { sub: 'sub-dev-stack-restart', did: 0 });
+  const assigned = await assign({ url: first.url, trust: trust(), srt, ip: '198.51.100.31' });
+
+  assert.equal(await first.interrupt(), 0, 'SIGINT stops the stack cleanly');
+  await assert.rejects(fetch(`${first.url}/healthz`), 'the parent is gone');
+  await assert.rejects(fetch(`${first.kmsUrl}/`), 'the KMS emulator is gone');
+  assert.equal(existsSync(join(state, 'enclave.sock')), false, 'the socket is removed');
+
+  const second = await startStack(t, state);
+  assert.doesNotMatch(second.output(), /created now/, 'the keyset is kept');
+  assert.equal(readFileSync(join(state, 'keyset.json'), 'utf8'), keyset, 'unchanged');
+  const refreshed = await refresh({ url: second.url, trust: trust(), srt, drt: assigned.drt });
+  assert.equal(refreshed.ip, '198.51.100.31', 'the DRT from before the restart still refreshes (same M through KMS)');
+  assert.equal(await second.interrupt(), 0, 'stops again');
 });
