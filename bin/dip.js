@@ -1614,7 +1614,9 @@ async function verifyDat(dat, jwks, expected) {
     const result = await jwtVerify(dat, createLocalJWKSet({ keys }), {
       algorithms: ["ES256"],
       typ: "dat+jwt",
-      clockTolerance: CLOCK_SKEW_SECONDS,
+      // jose expires a token when exp <= now - tolerance; SPEC §2's 60 s skew is inclusive, as the
+      // enclave applies it to SRTs and DRTs: exp + 60 s still verifies, exp + 61 s does not.
+      clockTolerance: CLOCK_SKEW_SECONDS + 1,
       ...expected.now ? { currentDate: expected.now } : {},
       ...expected.iss === void 0 ? {} : { issuer: expected.iss }
     });

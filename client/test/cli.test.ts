@@ -537,7 +537,7 @@ describe('dip verify-dat (issue 9.8)', () => {
     const cases: Array<[string[], string]> = [
       [[dat, '--ip', '198.51.100.24'], 'ip_unexpected'],
       [[dat, '--ip', IP, '--iss', 'someone-else'], 'dat_invalid'],
-      [[dat, '--ip', IP, '--at', String(now + 259_200 + 60)], 'dat_invalid'],
+      [[dat, '--ip', IP, '--at', String(now + 259_200 + 61)], 'dat_invalid'],
       [[dat, '--ip', IP, '--at', String(now - 61)], 'dat_invalid'],
       [[await mintDat({}, now - 259_200 - 61), '--ip', IP], 'dat_invalid'],
       [[`${dat.slice(0, -4)}AAAA`, '--ip', IP], 'dat_invalid'],
@@ -548,7 +548,7 @@ describe('dip verify-dat (issue 9.8)', () => {
       assert.equal(JSON.parse(result.stdout).error.code, code, args.slice(1).join(' '));
       assert.ok(!result.stdout.includes(args[0]!) && !result.stderr.includes(args[0]!), 'the token is not echoed');
     }
-    assert.equal((await cli(['verify-dat', dat, '--jwks', jwksFile, '--ip', IP, '--at', String(now + 259_200 + 59)])).code, 0, 'up to exp + 59 s is within the skew');
+    assert.equal((await cli(['verify-dat', dat, '--jwks', jwksFile, '--ip', IP, '--at', String(now + 259_200 + 60)])).code, 0, 'up to exp + 60 s is within the skew');
     assert.equal((await cli(['verify-dat', dat, '--jwks', jwksFile, '--ip', IP, '--at', String(now - 60)])).code, 0, 'iat up to 60 s ahead is within the skew');
   });
 

@@ -99,11 +99,11 @@ describe('DAT verification', () => {
     }
   });
 
-  it('accepts a DAT 59 s after its exp and refuses it 60 s after (SPEC §2 skew, at the exact second)', async () => {
+  it('accepts a DAT 60 s after its exp and refuses it 61 s after (SPEC §2 skew, inclusive, at the exact second)', async () => {
     const token = await mint();
     const exp = NOW + 259_200;
-    assert.equal((await verifyDat(token, jwks, { ip: IP, now: new Date((exp + 59) * 1000) })).exp, exp, 'exp + 59 s is within the skew');
-    await assert.rejects(verifyDat(token, jwks, { ip: IP, now: new Date((exp + 60) * 1000) }), isCode('dat_invalid'));
+    assert.equal((await verifyDat(token, jwks, { ip: IP, now: new Date((exp + 60) * 1000) })).exp, exp, 'exp + 60 s is within the skew');
+    await assert.rejects(verifyDat(token, jwks, { ip: IP, now: new Date((exp + 61) * 1000) }), isCode('dat_invalid'));
   });
 
   it('verification honours the given time', async () => {

@@ -1,8 +1,14 @@
 // Opens KMS's CiphertextForRecipient (SPEC §9): CMS EnvelopedData (RFC 5652 §6) with one
 // KeyTransRecipientInfo, RSAES-OAEP-SHA256/MGF1-SHA256 (RFC 8017, RFC 4055) and AES-256-CBC
-// content (RFC 3565). Exactly that shape is accepted; every failure is one `bad_request`.
+// content (RFC 3565), holding the 32-byte master secret M. Exactly that shape is accepted; every
+// failure is one `bad_request`.
+//
+// No CBC padding oracle: the encrypted content must be exactly 48 bytes (M and one full block of
+// PKCS#7 padding) before any key is used, it is decrypted without OpenSSL's padding check, and the
+// last block is compared with 16 × 0x10 in constant time. So no byte of M ever sits where padding
+// is checked, and a good and a bad last block take the same path.
 
-import { constants, createDecipheriv, privateDecrypt, type KeyObject } from 'node:crypto';
+import { constants, createDecipheriv, privateDecrypt, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { DipError } from '../../protocol/errors.js';
 import { readBer, type Ber } from './ber.js';
 
@@ -17,6 +23,10 @@ const CONTEXT_0 = 0xa0;
 const CONTEXT_1 = 0xa1;
 const CONTEXT_2 = 0xa2;
 const EMPTY = Buffer.alloc(0);
+/** SPEC §9: M is 32 bytes; PKCS#7 then adds one whole block of 0x10 (RFC 5652 §6.3). */
+const CONTENT_BYTES = 32;
+const SEALED_BYTES = 48;
+const FULL_PADDING_BLOCK = Buffer.alloc(16, 16);
 
 const hex = (s: string): Buffer => Buffer.from(s, 'hex');
 const ID_ENVELOPED_DATA = hex('2a864886f70d010703'); // 1.2.840.113549.1.7.3
@@ -71,15 +81,16 @@ function encryptedContent(node: Ber | undefined): Uint8Array {
 }
 
 /**
- * Returns the content of `ciphertext`, opened with the RSA private key the enclave put in its
- * `key_request` document. Malformed input, an OAEP failure and a CBC padding failure all throw the
- * same `DipError('bad_request')`, with no cause: the parent learns nothing about which it was.
+ * Returns the 32-byte content of `ciphertext`, opened with the RSA private key the enclave put in
+ * its `key_request` document. Malformed input, another content length, an OAEP failure and a CBC
+ * padding failure all throw the same `DipError('bad_request')`, with no cause.
  */
 export function openRecipientCiphertext(ciphertext: Uint8Array, recipientKey: KeyObject): Uint8Array {
   if (recipientKey.type !== 'private' || recipientKey.asymmetricKeyType !== 'rsa') {
     throw new TypeError('the recipient key must be an RSA private key');
   }
   let contentKey: Buffer | undefined;
+  let plaintext: Buffer | undefined;
   try {
     // RFC 5652 §3 ContentInfo, then §6.1 EnvelopedData: version 2 (what §6.1 gives for a
     // version 2 KeyTransRecipientInfo), no originatorInfo, no unprotectedAttrs (KMS sends neither,
@@ -101,15 +112,19 @@ export function openRecipientCiphertext(ciphertext: Uint8Array, recipientKey: Ke
     const [aesOid, iv] = items(contentEncryptionAlgorithm, SEQUENCE, 2);
     value(aesOid, OID, ID_AES256_CBC);
     const sealed = encryptedContent(encrypted);
+    if (sealed.length !== SEALED_BYTES) refuse();
     // Node's oaepHash sets the OAEP hash and MGF1's hash alike; the label is empty.
     const oaep = { key: recipientKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' };
     contentKey = privateDecrypt(oaep, value(encryptedKey, OCTET_STRING));
     // createDecipheriv refuses a content key that is not 32 bytes and an IV that is not 16.
-    const decipher = createDecipheriv('aes-256-cbc', contentKey, value(iv, OCTET_STRING));
-    return Buffer.concat([decipher.update(sealed), decipher.final()]);
+    const decipher = createDecipheriv('aes-256-cbc', contentKey, value(iv, OCTET_STRING)).setAutoPadding(false);
+    plaintext = Buffer.concat([decipher.update(sealed), decipher.final()]);
+    if (!timingSafeEqual(plaintext.subarray(CONTENT_BYTES, SEALED_BYTES), FULL_PADDING_BLOCK)) refuse();
+    return new Uint8Array(plaintext.subarray(0, CONTENT_BYTES));
   } catch {
     throw new DipError('bad_request');
   } finally {
     contentKey?.fill(0);
+    plaintext?.fill(0);
   }
 }

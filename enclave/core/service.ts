@@ -3,7 +3,7 @@
 // (SPEC §4), checks tokens (SPEC §2), signs with the current epoch's keys (SPEC §3) and seals the
 // answer. Every bad input ends as a DipError with a fixed message.
 
-import { createHash, generateKeyPair, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { encodeKmsUserData, encodeUserData } from '../../protocol/attestation-document.js';
 import { decodePaddedCbor, encodePaddedCbor, isCborMap } from '../../protocol/cbor.js';
@@ -12,7 +12,7 @@ import { keyIdOf, openRequest, sealResponse, type BootKey, type ResponseContext,
 import { isCanonicalIp } from '../../protocol/ip.js';
 import {
   EPOCH_SECONDS,
-  MASTER_SECRET_BYTES,
+  MAX_SUBSCRIPTION_ID_CHARS,
   MAX_NONCE_BYTES,
   MIN_NONCE_BYTES,
   REQUEST_PLAINTEXT_BYTES,
@@ -23,7 +23,7 @@ import type { EnclaveRequest } from '../../protocol/messages.js';
 import type { Nsm } from '../nsm/nsm.js';
 import type { ClockGuard } from './clock.js';
 import type { SrtTrust } from './config.js';
-import type { KeyCustody } from './keys.js';
+import { signingKeyFromPrivateKey, type KeyCustody } from './keys.js';
 import { createSrtVerifier, issueDat, issueDrt, verifyDrt, type SrtClaims } from './tokens.js';
 
 /** Opens KMS's CiphertextForRecipient with the recipient key; any failure is one `bad_request`. */
@@ -88,16 +88,35 @@ interface PublishedKeys {
   readonly userData: Uint8Array;
 }
 
+/**
+ * SPEC §4: the sealed response is padded to RESPONSE_PLAINTEXT_BYTES, so the longest DAT and DRT
+ * this enclave can issue must fit, or long subscription ids alone would fail (and show by failing).
+ * The worst case: 256 control characters (each escaped as \u00XX), the longest canonical IP.
+ */
+function requireResponseRoom(datIssuer: string): void {
+  const key = signingKeyFromPrivateKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+  const ip = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
+  const dat = issueDat(key, datIssuer, ip, 0);
+  const drt = issueDrt(key, datIssuer, { sub: '\u0001'.repeat(MAX_SUBSCRIPTION_ID_CHARS), did: Number.MAX_SAFE_INTEGER, ip }, 0);
+  try {
+    encodePaddedCbor({ dat: dat.token, drt: drt.token }, RESPONSE_PLAINTEXT_BYTES);
+  } catch {
+    throw new TypeError('datIssuer is too long: the largest DAT and DRT would not fit the padded response');
+  }
+}
+
 export async function createEnclaveService(options: EnclaveServiceOptions): Promise<EnclaveService> {
   const { nsm, bootKey, custody, srtTrust, datIssuer, version, clock } = options;
   const now = options.now ?? unixNow;
   if (typeof datIssuer !== 'string' || datIssuer.length === 0) throw new TypeError('datIssuer must be non-empty text');
   if (typeof version !== 'string') throw new TypeError('version must be text');
   if (typeof options.openRecipientCiphertext !== 'function') throw new TypeError('openRecipientCiphertext is required');
+  requireResponseRoom(datIssuer);
   const verifySrt = createSrtVerifier(srtTrust);
   const keyId = keyIdOf(bootKey.publicKeySpki);
   // SPEC §9: the RSA recipient key of the latest key_request, forgotten after any unlock attempt.
   let recipientKey: KeyObject | null = null;
+  let keyRequests = 0;
   let published: PublishedKeys | null = null;
 
   function epochOf(seconds: number): number {
@@ -153,8 +172,11 @@ export async function createEnclaveService(options: EnclaveServiceOptions): Prom
   }
 
   async function keyRequest(): Promise<Record<string, unknown>> {
+    // Key generation is asynchronous: of two overlapping key_requests, the one sent last holds
+    // the key, whichever generation finishes first.
+    const ticket = ++keyRequests;
     const { privateKey, publicKey } = await generateRsaKeyPair('rsa', { modulusLength: 2048 });
-    recipientKey = privateKey;
+    if (ticket === keyRequests) recipientKey = privateKey;
     const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
     return { document: await nsm.attestation({ userData: KMS_USER_DATA, nonce: null, publicKey: spki }) };
   }
@@ -169,7 +191,6 @@ export async function createEnclaveService(options: EnclaveServiceOptions): Prom
     } catch {
       throw new DipError('bad_request');
     }
-    if (secret.length !== MASTER_SECRET_BYTES) throw new DipError('bad_request');
     try {
       return { status: 'ok', epoch: epochOf(now()), m_commit: custody.unlock(secret) };
     } finally {

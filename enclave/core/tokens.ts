@@ -216,7 +216,8 @@ export async function verifyDat(jwks: { keys: JWK[] }, iss: string, dat: string,
       algorithms: ['ES256'],
       typ: DAT_TYP,
       issuer: iss,
-      clockTolerance: CLOCK_SKEW_SECONDS,
+      // Inclusive 60 s skew, as for SRTs and DRTs: jose expires at exp <= now - tolerance.
+      clockTolerance: CLOCK_SKEW_SECONDS + 1,
       requiredClaims: ['iss', 'iat', 'exp', 'jti'],
       currentDate: new Date(now * 1000),
     }));

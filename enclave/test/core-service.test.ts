@@ -2,7 +2,7 @@
 // HPKE as the app does it), the jwks/attest binding of SPEC §3, health, and error hygiene.
 
 import assert from 'node:assert/strict';
-import { constants, createHash, privateDecrypt, type KeyObject } from 'node:crypto';
+import { constants, createHash, createPublicKey, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { decodeAttestationPayload, decodeUserData } from '../../protocol/attestation-document.js';
 import { decodePaddedCbor, encodeCbor, encodePaddedCbor, isCborMap } from '../../protocol/cbor.js';
@@ -374,6 +374,32 @@ describe('jwks and attest', () => {
     assert.deepEqual(payload.nonce, nonce);
     assert.deepEqual(payload.publicKey, bootKey.publicKeySpki);
     assert.deepEqual(decodeUserData(payload.userData!).jwksSha256, new Uint8Array(createHash('sha256').update(service.jwksBytes()).digest()));
+  });
+});
+
+describe('key_request races and the response room', () => {
+  it('of two overlapping key_requests, the one sent last holds the recipient key, whichever finishes first', async () => {
+    const sealTo = (spki: Uint8Array): Uint8Array =>
+      new Uint8Array(publicEncrypt({ key: createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, TEST_M));
+    // An NSM whose "document" is the recipient key it was asked to attest, so each answer names its key.
+    const keyEcho: Nsm = { attestation: async (request) => request.publicKey!.slice(), close: async () => {} };
+    for (const [unlockWith, expected] of [['second', 'ok'], ['first', 'bad_request']] as const) {
+      const service = await createEnclaveService({
+        nsm: keyEcho, bootKey: generateBootKey(), custody: createUnlockedKeyCustody(TEST_M), srtTrust: trustFor([makeIssuer()]),
+        datIssuer: DAT_ISSUER, version: 'v', openRecipientCiphertext: openTestCiphertext,
+      });
+      const [first, second] = await Promise.all([1, 2].map(async (id) => (await service.handle({ id, op: 'key_request', body: {} })).document as Uint8Array));
+      assert.notDeepEqual(first, second, 'each key_request made its own key');
+      const request = { id: 3, op: 'unlock', body: { recipient_ciphertext: sealTo(unlockWith === 'second' ? second! : first!) } } as const;
+      if (expected === 'ok') assert.equal((await service.handle(request)).status, 'ok', 'the document of the last key_request unlocks');
+      else await assert.rejects(service.handle(request), (e: unknown) => e instanceof DipError && e.code === 'bad_request', 'the superseded key opens nothing');
+    }
+  });
+
+  it('refuses a datIssuer so long that the largest DAT and DRT would not fit the padded response', async () => {
+    const base = { nsm: new RecordingNsm(), bootKey: generateBootKey(), custody: createUnlockedKeyCustody(TEST_M), srtTrust: trustFor([makeIssuer()]), version: 'v', openRecipientCiphertext: openTestCiphertext };
+    await assert.rejects(createEnclaveService({ ...base, datIssuer: `https://${'x'.repeat(2000)}` }), TypeError, 'a 2000-character issuer');
+    await createEnclaveService({ ...base, datIssuer: `https://${'x'.repeat(100)}` });
   });
 });
 

@@ -497,10 +497,10 @@ describe('DAT verification helper', () => {
     await assert.rejects(verifyDat(jwks, DAT_ISSUER, badIp, NOW), (e: unknown) => e instanceof InvalidDatError && e.reason === 'details');
   });
 
-  it('accepts a DAT whose exp is exactly 59 s ago and refuses one whose exp is exactly 60 s ago', async () => {
-    const { token, exp } = issueDat(datKey, DAT_ISSUER, IP, NOW - 259_200 - 59);
-    assert.equal((await verifyDat(jwks, DAT_ISSUER, token, NOW)).exp, exp, 'exp = now - 59 is within the skew');
-    const expired = issueDat(datKey, DAT_ISSUER, IP, NOW - 259_200 - 60).token;
+  it('accepts a DAT whose exp is exactly 60 s ago and refuses one whose exp is exactly 61 s ago', async () => {
+    const { token, exp } = issueDat(datKey, DAT_ISSUER, IP, NOW - 259_200 - 60);
+    assert.equal((await verifyDat(jwks, DAT_ISSUER, token, NOW)).exp, exp, 'exp = now - 60 is within the skew');
+    const expired = issueDat(datKey, DAT_ISSUER, IP, NOW - 259_200 - 61).token;
     await assert.rejects(verifyDat(jwks, DAT_ISSUER, expired, NOW), (e: unknown) => e instanceof InvalidDatError && e.reason === 'ERR_JWT_EXPIRED');
   });
 
