@@ -146,6 +146,33 @@ describe('migrations on one PostgreSQL started by two instances at once', { skip
   });
 });
 
+describe('a real deadlock on PostgreSQL', { skip: postgresSkip ?? false }, () => {
+  test('two transactions locking two rows in opposite orders both commit: the victim runs again', async () => {
+    const t = await openTestStore('postgres');
+    try {
+      await t.store.query("INSERT INTO ip_range (cidr) VALUES ('192.0.2.0/32'), ('198.51.100.0/32')");
+      let attempts = 0;
+      let arrived = 0;
+      let release!: () => void;
+      const bothHoldOneRow = new Promise<void>((resolve) => (release = resolve));
+      const lockBoth = (first: string, second: string) =>
+        t.store.transaction(async (tx) => {
+          attempts++;
+          await tx.query('UPDATE ip_range SET draining = true WHERE cidr = $1::cidr', [first]);
+          if (++arrived === 2) release();
+          await bothHoldOneRow;
+          await tx.query('UPDATE ip_range SET draining = true WHERE cidr = $1::cidr', [second]);
+          return 'committed';
+        });
+      const results = await Promise.all([lockBoth('192.0.2.0/32', '198.51.100.0/32'), lockBoth('198.51.100.0/32', '192.0.2.0/32')]);
+      assert.deepEqual(results, ['committed', 'committed'], 'both transactions commit');
+      assert.equal(attempts, 3, 'the deadlock victim ran once more');
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('opening a store', () => {
   test('openStore on PostgreSQL migrates; a bad schema name is a TypeError; no server is store_unavailable', { skip: postgresSkip ?? false }, async () => {
     const { schema, drop } = await createSchema();
@@ -205,6 +232,12 @@ describe('opening a store', () => {
     const other = new Error('other');
     assert.equal(toStoreError(other), other, 'an unrelated error');
     assert.equal(toStoreError(null), null, 'not an error at all');
+  });
+
+  test('without PostgreSQL its tests are skipped with a message, but under CI that is a failure', async () => {
+    const nowhere = 'postgres://postgres@127.0.0.1:9/test';
+    assert.match((await postgresSkipReason(nowhere, false)) ?? '', /PostgreSQL tests skipped/, 'outside CI: a reason to skip');
+    await assert.rejects(postgresSkipReason(nowhere, true), /required under CI/, 'under CI: an error');
   });
 
   test('dayOf counts whole UTC days and refuses what is not a time', () => {

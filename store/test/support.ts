@@ -23,14 +23,17 @@ export interface TestStore {
 }
 
 /** Null when PostgreSQL answers; else why the PostgreSQL tests are skipped. Throws under CI. */
-export async function postgresSkipReason(): Promise<string | null> {
-  const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1, connectionTimeoutMillis: 5000 });
+export async function postgresSkipReason(
+  connectionString: string = POSTGRES_URL,
+  ci: boolean = process.env.CI === 'true',
+): Promise<string | null> {
+  const pool = new pg.Pool({ connectionString, max: 1, connectionTimeoutMillis: 5000 });
   pool.on('error', () => {});
   try {
     await pool.query('SELECT 1');
     return null;
   } catch {
-    if (process.env.CI === 'true') throw new Error('PostgreSQL is required under CI: nothing answers at STORE_TEST_POSTGRES_URL');
+    if (ci) throw new Error('PostgreSQL is required under CI: nothing answers at STORE_TEST_POSTGRES_URL');
     return 'PostgreSQL does not answer at STORE_TEST_POSTGRES_URL (default 127.0.0.1:5432/test): PostgreSQL tests skipped';
   } finally {
     await pool.end();
