@@ -2,6 +2,7 @@
 // this process with its data in one directory. One connection: PGlite queues every query and
 // transaction behind the one running, so a transaction here never conflicts with another.
 
+import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { toStoreError } from './errors.js';
 import { withRetries, type SqlValue, type Store, type Transaction } from './store.js';
@@ -10,6 +11,8 @@ import { withRetries, type SqlValue, type Store, type Transaction } from './stor
 export async function openEmbeddedStore(dataDir?: string): Promise<Store> {
   let db: PGlite;
   try {
+    // Only this service reads its database: spent nonces and reservations are nobody else's.
+    if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     db = await PGlite.create(dataDir);
   } catch (error) {
     throw toStoreError(error);

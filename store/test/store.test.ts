@@ -4,7 +4,7 @@
 
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -188,8 +188,9 @@ describe('opening a store', () => {
     await assert.rejects(openPostgresStore({ connectionString: 'postgres://postgres@127.0.0.1:9/test' }), storeError('store_unavailable'), 'nothing listens on port 9');
   });
 
-  test('the embedded engine keeps its data in its directory across a restart, and refuses a database newer than the code', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'store-embedded-'));
+  test('the embedded engine creates its directory, keeps its data there across a restart, and refuses a database newer than the code', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'store-embedded-'));
+    const dataDir = join(parent, '.dev', 'issuer-db');
     try {
       const first = await openStore({ engine: 'embedded', dataDir });
       assert.equal(first.engine, 'embedded', 'engine');
@@ -201,8 +202,9 @@ describe('opening a store', () => {
       const [row] = await second.query<{ n: number }>("SELECT count(*)::int AS n FROM token_issuance WHERE sub = 'sub-disk'");
       assert.equal(row!.n, 1, 'the issuance survived the restart');
       await second.close();
+      assert.equal(statSync(dataDir).mode & 0o777, 0o700, 'only its owner reads the database');
     } finally {
-      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 
