@@ -35,7 +35,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     }
   };
   // Fail now, with a clear code, rather than at the first request.
-  await query('SELECT 1');
+  try {
+    await query('SELECT 1');
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
   return {
     engine: 'postgres',
     query,
