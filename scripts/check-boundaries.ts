@@ -93,6 +93,14 @@ export function checkFile(file: string, source: string): Violation[] {
       }
       if (TOKEN_PACKAGES.some((p) => p.test(specifier))) refuse(specifier, 'parent/ never opens tokens or sealed data');
     }
+    // The shared storage of the untrusted issuer and DIP service (SPEC §10–11): it holds pools and
+    // spent tokens, so the enclave never reaches it, and it never reaches the enclave or the app.
+    if (top === 'store' && (targetTop === 'enclave' || targetTop === 'client')) {
+      refuse(specifier, 'store/ (untrusted) never depends on enclave/ or client/');
+    }
+    if (top === 'enclave' && targetTop === 'store') {
+      refuse(specifier, 'enclave/ (trusted) never depends on store/');
+    }
     if (top === 'client' && !inTest && (targetTop === 'enclave' || targetTop === 'parent')) {
       refuse(specifier, 'client/ depends on protocol/ only');
     }
@@ -115,7 +123,7 @@ function walk(dir: string, root: string, out: string[]): void {
 
 export function checkTree(root: string): Violation[] {
   const files: string[] = [];
-  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators']) {
+  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store']) {
     try {
       walk(join(root, top), root, files);
     } catch {

@@ -58,3 +58,12 @@ test('emulators/ may not import enclave/ except from its tests', () => {
   assert.deepEqual(rules('emulators/kms/test/kms.test.ts', "import { createEmulatorNsm } from '../../../enclave/nsm/emulator.js';"), [], 'its tests make documents with the NSM emulator');
   assert.deepEqual(rules('emulators/kms/recipient.ts', "import { verifyAttestation } from '../../client/attestation.js';"), [], 'the verifier of client/ is allowed');
 });
+
+test('store/ (untrusted) never imports enclave/ or client/, and enclave/ never imports store/, not even from tests', () => {
+  assert.equal(rules('store/ip-pool.ts', "import { x } from '../enclave/core/service.js';").length, 1, 'store/ importing enclave/');
+  assert.equal(rules('store/test/pool.test.ts', "import { x } from '../../enclave/core/keys.js';").length, 1, 'a store test importing enclave/');
+  assert.equal(rules('store/backup.ts', "export { y } from '../client/backup.js';").length, 1, 'store/ importing client/');
+  assert.equal(rules('enclave/main.ts', "const m = await import('../store/open.js');").length, 1, 'enclave/ importing store/');
+  assert.equal(rules('enclave/test/main.test.ts', "import { x } from '../../store/open.js';").length, 1, 'an enclave test importing store/');
+  assert.deepEqual(rules('store/ip-pool.ts', "import { isCanonicalIp } from '../protocol/ip.js'; import pg from 'pg';"), [], 'protocol/ and pg are allowed');
+});

@@ -1,0 +1,26 @@
+// The part of node-postgres (`pg`, which ships no types) that store/postgres.ts uses.
+
+declare module 'pg' {
+  interface QueryResult<Row> {
+    rows: Row[];
+  }
+  interface PoolConfig {
+    connectionString?: string;
+    options?: string;
+    max?: number;
+    connectionTimeoutMillis?: number;
+  }
+  interface PoolClient {
+    query<Row>(sql: string, params?: unknown[]): Promise<QueryResult<Row>>;
+    release(destroy?: boolean | Error): void;
+  }
+  class Pool {
+    constructor(config?: PoolConfig);
+    query<Row>(sql: string, params?: unknown[]): Promise<QueryResult<Row>>;
+    connect(): Promise<PoolClient>;
+    end(): Promise<void>;
+    on(event: 'error', listener: (error: Error) => void): this;
+  }
+  const pg: { Pool: typeof Pool };
+  export default pg;
+}
