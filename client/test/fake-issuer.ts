@@ -13,8 +13,11 @@ import type { Fetch } from '../http.js';
 const vector = (JSON.parse(readFileSync(new URL('../../test/vectors/rfc9578-type2-issuance.json', import.meta.url), 'utf8')) as { skS: string }[])[0]!;
 export const ISSUER_PRIVATE_KEY = createPrivateKey(Buffer.from(vector.skS, 'hex').toString('latin1'));
 export const ISSUER_KEY = publicKeyOf(ISSUER_PRIVATE_KEY);
-/** A well-formed 2048-bit key that nobody pinned (and nobody holds). */
-export const OTHER_KEY = publicKeyFromNumbers(ISSUER_KEY.n + 2n, 65537n);
+// Keys nobody pinned: the 2048-bit primes p and q of the RFC 9474 vector taken as moduli. Well-formed
+// public keys with no small factors, so blinding under them succeeds like under a real key.
+const primes = (JSON.parse(readFileSync(new URL('../../test/vectors/rfc9474-blind-rsa.json', import.meta.url), 'utf8')) as { p: string; q: string }[])[0]!;
+export const OTHER_KEY = publicKeyFromNumbers(BigInt(primes.p), 65537n);
+export const THIRD_KEY = publicKeyFromNumbers(BigInt(primes.q), 65537n);
 
 export const ISSUER_URL = 'https://issuer.example';
 export const ISSUER_NAME = 'issuer.example';
