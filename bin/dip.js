@@ -2412,9 +2412,8 @@ function checkChallenge(header, config) {
   let offered;
   try {
     offered = parseWwwAuthenticate(header);
-  } catch (error) {
-    if (error instanceof PrivacyPassError) throw new ClientError("challenge_unexpected", false, "malformed");
-    throw error;
+  } catch {
+    throw new ClientError("challenge_unexpected", false, "malformed");
   }
   const { challenge } = offered;
   if (challenge.issuerName !== config.issuerName) throw new ClientError("challenge_unexpected", false, "issuer_name");
@@ -2484,7 +2483,7 @@ async function getToken(options) {
   const offeredKeys = offered.tokenKeys.map((entry) => entry.tokenKey);
   const nowSeconds = options.nowSeconds ?? Math.floor(Date.now() / 1e3);
   const pinned = wanted ?? chooseKey(config, offeredKeys, nowSeconds);
-  if (!offeredKeys.some((spki) => sameBytes(spki, pinned.spki))) throw new ClientError("issuer_key_unpinned");
+  if (!offeredKeys.some((spki) => sameBytes(spki, pinned.spki))) throw new ClientError("issuer_key_unpinned", false, "not_offered");
   const { request, pending } = createTokenRequest(challenge, pinned.key);
   const answer = await call(fetch, requestUrl, {
     method: "POST",
@@ -2510,9 +2509,8 @@ function verifySavedToken(encoded, config, challenge = pinnedChallenge(config)) 
   try {
     if (bytes === null) throw new PrivacyPassError("bad_request");
     token = Token.decode(bytes);
-  } catch (error) {
-    if (error instanceof PrivacyPassError) throw new ClientError("token_invalid", false, "malformed");
-    throw error;
+  } catch {
+    throw new ClientError("token_invalid", false, "malformed");
   }
   const pinned = config.tokenKeys.find((key) => sameBytes(key.tokenKeyId, token.tokenKeyId));
   if (pinned === void 0) throw new ClientError("token_invalid", false, "token_key");

@@ -102,9 +102,8 @@ export function checkChallenge(header: string, config: PinnedIssuer): PinnedKey 
   let offered;
   try {
     offered = parseWwwAuthenticate(header);
-  } catch (error) {
-    if (error instanceof PrivacyPassError) throw new ClientError('challenge_unexpected', false, 'malformed');
-    throw error;
+  } catch {
+    throw new ClientError('challenge_unexpected', false, 'malformed');
   }
   const { challenge } = offered;
   if (challenge.issuerName !== config.issuerName) throw new ClientError('challenge_unexpected', false, 'issuer_name');
@@ -218,7 +217,8 @@ export async function getToken(options: GetTokenOptions): Promise<IssuedToken> {
   const offeredKeys = offered.tokenKeys.map((entry) => entry.tokenKey);
   const nowSeconds = options.nowSeconds ?? Math.floor(Date.now() / 1000);
   const pinned = wanted ?? chooseKey(config, offeredKeys, nowSeconds);
-  if (!offeredKeys.some((spki) => sameBytes(spki, pinned.spki))) throw new ClientError('issuer_key_unpinned');
+  // The challenge's key, though pinned, is not one this issuer signs with now.
+  if (!offeredKeys.some((spki) => sameBytes(spki, pinned.spki))) throw new ClientError('issuer_key_unpinned', false, 'not_offered');
 
   const { request, pending } = createTokenRequest(challenge, pinned.key);
   const answer = await call(fetch, requestUrl, {
@@ -250,9 +250,8 @@ export function verifySavedToken(encoded: string, config: PinnedIssuer, challeng
   try {
     if (bytes === null) throw new PrivacyPassError('bad_request');
     token = Token.decode(bytes);
-  } catch (error) {
-    if (error instanceof PrivacyPassError) throw new ClientError('token_invalid', false, 'malformed');
-    throw error;
+  } catch {
+    throw new ClientError('token_invalid', false, 'malformed');
   }
   const pinned = config.tokenKeys.find((key) => sameBytes(key.tokenKeyId, token.tokenKeyId));
   if (pinned === undefined) throw new ClientError('token_invalid', false, 'token_key');

@@ -150,6 +150,9 @@ describe('getToken (RFC 9578 §5–6 against the pinned issuer)', () => {
     const issuer = fakeIssuer({ requestUri: 'https://collector.example/token-request' });
     await refusedWith(getToken({ issuerUrl: ISSUER_URL, srt: SRT, config, fetch: issuer.fetch }), 'issuer_directory_invalid');
     assert.equal(issuer.calls.filter((c) => c.method === 'POST').length, 0, 'no TokenRequest was sent');
+    const broken = fakeIssuer({ requestUri: 'http://[' });
+    await refusedWith(getToken({ issuerUrl: ISSUER_URL, srt: SRT, config, fetch: broken.fetch }), 'issuer_directory_invalid');
+    assert.equal(broken.calls.filter((c) => c.method === 'POST').length, 0, 'no TokenRequest was sent to an unparseable URI');
   });
 
   it('uses the newest pinned key already in force', async () => {
@@ -163,6 +166,27 @@ describe('getToken (RFC 9578 §5–6 against the pinned issuer)', () => {
     const post = later.calls.find((c) => c.method === 'POST');
     assert.ok(post, 'a TokenRequest was sent at not-before');
     assert.equal(TokenRequest.decode(post.body).truncatedTokenKeyId, tokenKeyId(OTHER_KEY.spki)[31], 'at exactly not-before the newer key is used');
+  });
+
+  it('refuses a challenge whose pinned key the issuer does not offer, before sending the SRT', async () => {
+    const two = parseTokenKeys(tokenKeysJson({ keys: [{ tokenType: 2, tokenKey: ISSUER_KEY.spki }, { tokenType: 2, tokenKey: OTHER_KEY.spki }] }));
+    const issuer = fakeIssuer();
+    await refusedWith(getToken({ issuerUrl: ISSUER_URL, srt: SRT, config: two, challenge: challengeHeader({ tokenKey: OTHER_KEY.spki }), fetch: issuer.fetch }), 'issuer_key_unpinned', 'not_offered');
+    assert.equal(issuer.calls.filter((c) => c.method === 'POST').length, 0, 'no TokenRequest was sent');
+  });
+
+  it('refuses a directory that is not JSON, has no type-2 key, or is not served', async () => {
+    const answer = (status: number, body: string): typeof fetch => async () => new Response(body, { status });
+    await refusedWith(getToken({ issuerUrl: ISSUER_URL, srt: SRT, config, fetch: answer(200, '{') }), 'issuer_directory_invalid');
+    const onlyType1 = JSON.stringify({ 'issuer-request-uri': '/token-request', 'token-keys': [{ 'token-type': 1, 'token-key': 'AAAA' }] });
+    await refusedWith(getToken({ issuerUrl: ISSUER_URL, srt: SRT, config, fetch: answer(200, onlyType1) }), 'issuer_directory_invalid');
+    await refusedWith(getToken({ issuerUrl: ISSUER_URL, srt: SRT, config, fetch: answer(503, 'down') }), 'http_failed');
+  });
+
+  it('treats a bad issuer URL or SRT as our own misuse', async () => {
+    await assert.rejects(getToken({ issuerUrl: 'not a url', srt: SRT, config }), TypeError, 'not a URL');
+    await assert.rejects(getToken({ issuerUrl: 'ftp://issuer.example', srt: SRT, config }), TypeError, 'not http(s)');
+    await assert.rejects(getToken({ issuerUrl: ISSUER_URL, srt: 'two words', config }), TypeError, 'an SRT with a space');
   });
 
   it('refuses a TokenResponse that does not finalize into a valid token', async () => {
