@@ -1,8 +1,9 @@
 // The `dip` command line (issue 4 §4, issue 9, issue 10): verify attestation documents and DATs,
 // take a VPN server's JWKS from a verified attestation whose m_commit is pinned, run the assign and
-// refresh flows against a parent, back up a DRT, mint development SRTs. Every command
-// has --help and --json (then every outcome is one JSON object on stdout). Exit codes: 0 ok,
-// 1 a check failed or the server refused, 2 a usage mistake. A token the enclave issued is never lost.
+// refresh flows against a parent, back up a DRT, get and verify Privacy Pass tokens (issue 11),
+// mint development SRTs. Every command has --help and --json (then every outcome is one JSON object
+// on stdout). Exit codes: 0 ok, 1 a check failed or the server refused, 2 a usage mistake. A token
+// the enclave or the issuer issued is never lost.
 
 import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -18,6 +19,9 @@ import { ClientError } from './errors.js';
 import { assign, attest, refresh, type DipTokens, type Trust } from './flows.js';
 import { NETWORK_FAILURE_MESSAGES, fetchJwks, type Fetch } from './http.js';
 import { DEV_PCRS, parseManifest, parsePcrHex, pcrToHex, type ExpectedPcrs } from './manifest.js';
+import { decodePaddedBase64url } from '../protocol/privacypass-http.js';
+import { TokenChallenge } from '../protocol/privacypass.js';
+import { getToken, parseTokenKeys, redemptionDelayMs, verifySavedToken, type PinnedIssuer } from './privacy-pass.js';
 import { PromptAborted, readHidden, type PromptInput } from './prompt.js';
 import { isDrtShaped, mintDevSrt, parseDevIssuer, readSrt, verifyDat } from './tokens.js';
 import { DIP_VERSION } from './version.js';
@@ -475,6 +479,25 @@ async function promptedCode(ctx: Context, confirm: boolean): Promise<string | un
   }
 }
 
+/** The pinned issuer of SPEC §8/§10: --token-keys FILE, or --dev's DIR/token-keys.json. */
+function pinnedIssuerOf(ctx: Context): PinnedIssuer {
+  const path = str(ctx.values, 'token-keys');
+  const dev = ctx.values['dev'] === true;
+  if (path !== undefined && dev) throw new UsageError('give --token-keys or --dev, not both');
+  if (path === undefined && !dev) throw new UsageError('give --token-keys FILE (the keys this release pins) or --dev');
+  const devDir = resolve(ctx.io.cwd, str(ctx.values, 'dev-dir') ?? '.dev');
+  const text = path !== undefined
+    ? readText(ctx.io, path, '--token-keys')
+    : readText(ctx.io, resolve(devDir, 'token-keys.json'), 'the development token-keys.json (is `make dev` running?)');
+  return parseTokenKeys(text);
+}
+
+const TOKEN_KEYS_OPTIONS: Options = { 'token-keys': { type: 'string' }, dev: { type: 'boolean' }, 'dev-dir': { type: 'string' } };
+
+const TOKEN_KEYS_HELP = `  --token-keys FILE      the issuer keys this release pins: token-keys.json (SPEC §8)
+  --dev                  the local stack: DIR/token-keys.json, and no redemption delay
+  --dev-dir DIR          the development state directory (default .dev)`;
+
 const COMMANDS: Record<string, Command> = {
   'verify-attestation': {
     usage: 'dip verify-attestation FILE [--root PEM] [--at UNIX_SECONDS] [--nonce HEX] [--manifest FILE | --pcr0 HEX --pcr1 HEX --pcr2 HEX] [--allow-debug]',
@@ -686,6 +709,95 @@ the IP claim equal to --ip. Exit 1 with dat_invalid or ip_unexpected when a chec
       ]);
     },
   },
+  'token get': {
+    usage: 'dip token get --issuer URL --srt FILE --out FILE (--token-keys FILE | --dev)',
+    summary: 'get a Privacy Pass token for assign from the issuer, with the SRT (SPEC §10)',
+    help: `Fetches the issuer directory and refuses it if it offers any key not pinned; blinds a token
+request for the pinned challenge (token type 2, the pinned issuer and origin, no redemption
+context), sends it with the SRT, and verifies the finalized token under the pinned key.
+The token is written before anything is reported; keep it, and redeem it after the printed time
+(a random delay of 1–24 h, none with --dev), so the DIP service cannot link it to its issuance.
+  --issuer URL           the token issuer, e.g. http://127.0.0.1:8082
+  --srt FILE             the subscription receipt token (sent to the issuer only)
+  --out FILE             write the token there (mode 600), base64url with padding as the
+                         Authorization: PrivateToken header carries it; checked before any request
+${TOKEN_KEYS_HELP}
+  --timeout SECONDS      per-request deadline (default 30)`,
+    options: { ...TOKEN_KEYS_OPTIONS, issuer: { type: 'string' }, srt: { type: 'string' }, out: { type: 'string' }, timeout: { type: 'string' } },
+    async run(ctx) {
+      const issuerUrl = required(ctx.values, 'issuer');
+      if (!/^https?:\/\/[^/]/.test(issuerUrl)) throw new UsageError('--issuer must be an http(s) URL');
+      const srt = readText(ctx.io, required(ctx.values, 'srt'), '--srt').trim();
+      if (srt === '' || /\s/.test(srt)) throw new UsageError('--srt must hold one token');
+      required(ctx.values, 'out');
+      const out = checkWritable(ctx, 'out')!;
+      const timeout = seconds(ctx.values, 'timeout', 1);
+      const config = pinnedIssuerOf(ctx);
+      const issued = await getToken({
+        issuerUrl, srt, config,
+        ...(ctx.io.fetch ? { fetch: ctx.io.fetch } : {}),
+        ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }),
+      });
+      const written = writeSecret(ctx.io, out, issued.encoded);
+      const delayMs = redemptionDelayMs({ development: ctx.values['dev'] === true });
+      const redeemAfter = Math.ceil((Date.now() + delayMs) / 1000);
+      const report = {
+        ...(written ? { out } : { token: issued.encoded }),
+        tokenKeyId: Buffer.from(issued.tokenKeyId).toString('hex'),
+        issuerName: config.issuerName,
+        originInfo: config.originInfo,
+        redemptionDelaySeconds: Math.ceil(delayMs / 1000),
+        redeemAfter,
+      };
+      const lines = [
+        written ? `token written to  ${out}` : `token             ${issued.encoded}`,
+        `verified          under pinned key ${report.tokenKeyId} for ${config.issuerName} → ${config.originInfo}`,
+        `redeem after      ${redeemAfter} (${new Date(redeemAfter * 1000).toISOString()})`,
+      ];
+      if (written) {
+        print(ctx, report, lines);
+        return;
+      }
+      // The issuer signs once per subscription version: a token not kept is a Dedicated IP lost.
+      const message = 'cannot write --out; the token is printed instead, keep it';
+      if (ctx.json) ctx.io.out(`${JSON.stringify({ ok: false, error: { code: 'output_failed', message }, ...report }, null, 2)}\n`);
+      else ctx.io.out(`${lines.join('\n')}\n`);
+      throw new ReportedFailure(message);
+    },
+  },
+  'token verify': {
+    usage: 'dip token verify FILE (--token-keys FILE | --dev) [--challenge B64]',
+    summary: 'verify a saved Privacy Pass token under the pinned issuer keys',
+    help: `FILE holds a token as \`dip token get\` writes it (base64url with padding). Checks that it names a
+pinned key, answers the challenge and carries a valid RSASSA-PSS signature (RFC 9578 §6.4).
+Exit 1 with token_invalid (detail malformed, token_key or signature) when a check fails.
+${TOKEN_KEYS_HELP}
+  --challenge B64        the TokenChallenge to check against, base64url with padding as the
+                         WWW-Authenticate challenge= carries it (default the pinned challenge)`,
+    options: { ...TOKEN_KEYS_OPTIONS, challenge: { type: 'string' } },
+    positionals: { min: 1, max: 1 },
+    async run(ctx) {
+      const encoded = readText(ctx.io, ctx.positionals[0]!, 'the token file').trim();
+      const challengeText = str(ctx.values, 'challenge');
+      let challenge: TokenChallenge | undefined;
+      if (challengeText !== undefined) {
+        const bytes = decodePaddedBase64url(challengeText);
+        try {
+          if (bytes === null) throw new Error('not padded base64url');
+          challenge = TokenChallenge.decode(bytes);
+        } catch {
+          throw new UsageError('--challenge must be a TokenChallenge in base64url with padding');
+        }
+      }
+      const config = pinnedIssuerOf(ctx);
+      const { pinned } = verifySavedToken(encoded, config, challenge);
+      const tokenKeyId = Buffer.from(pinned.tokenKeyId).toString('hex');
+      print(ctx, { tokenKeyId, challenge: challengeText === undefined ? 'pinned' : 'given' }, [
+        `token valid       under pinned key ${tokenKeyId}`,
+        `challenge         ${challengeText === undefined ? `the pinned one (${config.issuerName} → ${config.originInfo})` : 'the given one'}`,
+      ]);
+    },
+  },
   'dev-srt': {
     usage: 'dip dev-srt --sub ID --did N [--dev-dir DIR] [--ttl SECONDS] [--out FILE]',
     summary: 'mint an SRT with the development issuer of .dev/ (development only)',
@@ -811,17 +923,21 @@ function applyEnvironment(values: Values, options: Options, env: CliIo['env']): 
   return fromEnv;
 }
 
+/** Commands of two words: `dip backup seal`, `dip token get`. */
+const GROUPS: Record<string, readonly string[]> = { backup: ['seal', 'open'], token: ['get', 'verify'] };
+
 /** Resolves argv to a command name, its arguments, or a top-level answer. */
-function route(argv: string[]): { name: string; rest: string[] } | { top: 'help' | 'version' | 'none' | 'backup' | 'unknown'; sub?: string } {
+function route(argv: string[]): { name: string; rest: string[] } | { top: 'help' | 'version' | 'none' | 'group' | 'unknown'; group?: string; sub?: string } {
   const first = argv.find((arg) => arg !== '--json');
   if (first === undefined) return { top: 'none' };
   if (first === '--help' || first === '-h' || first === 'help') return { top: 'help' };
   if (first === '--version' || first === '-V') return { top: 'version' };
   const rest = argv.filter((arg, i) => i !== argv.indexOf(first));
-  if (first === 'backup') {
+  const group = Object.hasOwn(GROUPS, first) ? GROUPS[first]! : undefined;
+  if (group !== undefined) {
     const sub = rest.find((arg) => arg !== '--json');
-    if (sub === 'seal' || sub === 'open') return { name: `backup ${sub}`, rest: rest.filter((arg, i) => i !== rest.indexOf(sub)) };
-    return { top: 'backup', ...(sub === undefined ? {} : { sub }) };
+    if (sub !== undefined && group.includes(sub)) return { name: `${first} ${sub}`, rest: rest.filter((arg, i) => i !== rest.indexOf(sub)) };
+    return { top: 'group', group: first, ...(sub === undefined ? {} : { sub }) };
   }
   return Object.hasOwn(COMMANDS, first) ? { name: first, rest } : { top: 'unknown' };
 }
@@ -844,13 +960,16 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       case 'version':
         say(`dip ${DIP_VERSION}\n`, { version: DIP_VERSION });
         return 0;
-      case 'backup': {
-        const text = `Usage: dip backup seal|open [options]\n\n  seal  ${COMMANDS['backup seal']!.summary}\n  open  ${COMMANDS['backup open']!.summary}\n`;
+      case 'group': {
+        const group = where.group!;
+        const subs = GROUPS[group]!;
+        const line = `Usage: dip ${group} ${subs.join('|')} [options]`;
+        const text = `${line}\n\n${subs.map((sub) => `  ${sub.padEnd(6)}  ${COMMANDS[`${group} ${sub}`]!.summary}`).join('\n')}\n`;
         if (where.sub === '--help' || where.sub === '-h') {
           say(text, { help: text });
           return 0;
         }
-        return usage('dip backup', 'give seal or open', 'Usage: dip backup seal|open [options]');
+        return usage(`dip ${group}`, `give ${subs.join(' or ')}`, line);
       }
       case 'none':
         if (!json) io.out(topHelp());
