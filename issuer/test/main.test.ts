@@ -73,12 +73,14 @@ test('a key file others may read stops the issuer with key_file_mode, and a miss
   const common = ['--srt-jwks', join(dir, 'jwks.json'), '--srt-issuer', 'https://subscriptions.test', '--data-dir', join(dir, 'db')];
   writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...srtIssuer.devIssuer.jwk, d: undefined }] }));
   const missing = await runIssuer(['--key-file', keyFile, ...common]);
+  if (isRunning(missing)) await missing.stop();
   assert.ok(!isRunning(missing) && missing.code === 1, 'a missing key file: exit 1');
   assert.match((missing as { output: string }).output, /"code":"key_file_missing"/, 'coded key_file_missing');
   const key = createIssuerKey(todayStart());
   writeFileSync(keyFile, encodeKeyFile([key]), { mode: 0o644 });
   chmodSync(keyFile, 0o644);
   const open = await runIssuer(['--key-file', keyFile, ...common]);
+  if (isRunning(open)) await open.stop();
   assert.ok(!isRunning(open) && open.code === 1, 'mode 0644: exit 1');
   assert.match((open as { output: string }).output, /"code":"key_file_mode"/, 'coded key_file_mode');
   chmodSync(keyFile, 0o600);
