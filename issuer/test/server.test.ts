@@ -12,6 +12,8 @@ import { postgresSkipReason } from '../../store/test/support.js';
 import { KEY_LIFETIME_SECONDS } from '../token-keys.js';
 import { appRequest, CHALLENGE, createIssuerKey, createSrtIssuer, errorCodeOf, NOW, RESPONSE_TYPE, startTestIssuer, type Engine, type TestIssuer } from './support.js';
 import { generateKeyPairSync } from 'node:crypto';
+import { assertNoLeak, type Secret } from '../../test/support/secrets.js';
+import { createLogger } from '../log.js';
 
 const srtIssuer = createSrtIssuer();
 const key = createIssuerKey();
@@ -180,3 +182,33 @@ for (const engine of ['embedded', 'postgres'] as Engine[]) {
     }
   });
 }
+
+test('privacy on the embedded engine: the log and the database hold no SRT, no token, no subscription id in the log, and no time', async () => {
+  const lines: string[] = [];
+  const issuer = await startTestIssuer({ engine: 'embedded', srtIssuer, keys: [key], logger: createLogger((line) => lines.push(line)) });
+  try {
+    const sub = 'subscription-privacy-0c7e1d55';
+    const srt = srtIssuer.mint({ sub });
+    const app = appRequest(key);
+    const answer = await issuer.post(srt, app.body);
+    assert.equal(answer.status, 200, 'issued');
+    assert.equal((await issuer.post(srt, appRequest(key).body)).status, 409, 'a refused one is logged too');
+    assert.equal((await issuer.post(srtIssuer.mint({ sub, exp: NOW - 3600 }), app.body)).status, 403, 'and an expired SRT');
+    const token = app.finalize(answer.body);
+    const secrets: Secret[] = [
+      { what: 'SRT', value: srt },
+      { what: 'token', value: token.encode() },
+      { what: 'token nonce', value: token.nonce },
+      { what: 'TokenRequest', value: app.body },
+    ];
+    const log = lines.join('');
+    assert.equal(lines.length, 3, 'one line per request');
+    assertNoLeak(log, [...secrets, { what: 'subscription id', value: sub, hashed: true }], 'the request log');
+    for (const line of lines) assert.deepEqual(Object.keys(JSON.parse(line) as object), ['method', 'route', 'status', 'ms'], 'method, route, status, latency only');
+    const rows = await issuer.store.query<Record<string, unknown>>('SELECT * FROM token_issuance WHERE sub = $1', [sub]);
+    assert.deepEqual(Object.keys(rows[0]!).sort(), ['did', 'sub', 'token_request_sha256', 'token_response'], 'no time next to (sub, did)');
+    assertNoLeak(JSON.stringify(rows, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)), secrets, 'the issuance record');
+  } finally {
+    await issuer.close();
+  }
+});
