@@ -118,9 +118,16 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger();
-  let running: RunningIssuer;
+  const starting = startIssuer(config, logger);
+  // Installed before "listening" is logged: a supervisor may stop us as soon as it reads it.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.event('stopping', { signal });
+      void starting.then((running) => running.close()).then(() => process.exit(0), () => process.exit(1));
+    });
+  }
   try {
-    running = await startIssuer(config, logger);
+    await starting;
   } catch (error) {
     if (error instanceof KeyFileError || error instanceof StartupError) {
       logger.event('startup_failed', { code: error.code });
@@ -128,12 +135,6 @@ async function main(): Promise<void> {
     }
     if (error instanceof TrustError) fail(error.message, 1);
     throw error;
-  }
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      logger.event('stopping', { signal });
-      void running.close().then(() => process.exit(0));
-    });
   }
 }
 
