@@ -1,4 +1,4 @@
-// The closed set of error codes (SPEC §6), shared by the enclave wire protocol, the parent's
+// The closed set of error codes (SPEC §6 and the codes §10–11 add), shared by the enclave wire protocol, the parent's
 // HTTP API, the client and the tests. Messages are fixed strings chosen here: no error ever
 // carries a token, a subscription id, an IP or any other input.
 
@@ -19,6 +19,11 @@ export const ERROR_HTTP_STATUS = {
   method_not_allowed: 405,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  already_issued: 409,
+  token_spent: 409,
+  token_invalid: 401,
+  ip_unavailable: 410,
+  pool_exhausted: 503,
   key_unknown: 421,
   rate_limited: 429,
   internal: 500,
@@ -49,6 +54,11 @@ export const ERROR_MESSAGES: Readonly<Record<ErrorCode, string>> = Object.freeze
   method_not_allowed: 'Method not allowed on this route.',
   payload_too_large: 'The request body is too large.',
   unsupported_media_type: 'The request body must be application/json.',
+  already_issued: 'A token was already issued for this subscription version.',
+  token_spent: 'The token has already been spent.',
+  token_invalid: 'The token is invalid.',
+  ip_unavailable: 'The IP is not reserved.',
+  pool_exhausted: 'No dedicated IP is available.',
   key_unknown: 'The request is sealed to a key this enclave does not hold; attest again.',
   rate_limited: 'Too many requests; try again later.',
   internal: 'Internal error.',

@@ -68,6 +68,10 @@ export function checkFile(file: string, source: string): Violation[] {
     if (top === 'protocol' && !inTest && nodeModule !== null && IO_MODULES.has(nodeModule)) {
       refuse(specifier, 'protocol/ does no I/O');
     }
+    // The shared SRT verifier is node:crypto only, so the enclave and the issuer check SRTs alike.
+    if (top === 'protocol' && !inTest && /^jose(\/|$)/.test(specifier)) {
+      refuse(specifier, 'protocol/ verifies JWS with node:crypto, never jose');
+    }
     if (top === 'enclave' && !inTest && (targetTop === 'parent' || targetTop === 'client')) {
       refuse(specifier, 'enclave/ (trusted) never depends on parent/ or client/');
     }
@@ -101,6 +105,14 @@ export function checkFile(file: string, source: string): Violation[] {
     if (top === 'enclave' && targetTop === 'store') {
       refuse(specifier, 'enclave/ (trusted) never depends on store/');
     }
+    // The token issuer (SPEC §10) is untrusted and holds subscription ids: it shares the SRT rules
+    // through protocol/, never the enclave's code, and never the app's.
+    if (top === 'issuer' && (targetTop === 'enclave' || targetTop === 'client')) {
+      refuse(specifier, 'issuer/ (untrusted) never depends on enclave/ or client/');
+    }
+    if (top === 'enclave' && targetTop === 'issuer') {
+      refuse(specifier, 'enclave/ (trusted) never depends on issuer/');
+    }
     if (top === 'client' && !inTest && (targetTop === 'enclave' || targetTop === 'parent')) {
       refuse(specifier, 'client/ depends on protocol/ only');
     }
@@ -123,7 +135,7 @@ function walk(dir: string, root: string, out: string[]): void {
 
 export function checkTree(root: string): Violation[] {
   const files: string[] = [];
-  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store']) {
+  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store', 'issuer']) {
     try {
       walk(join(root, top), root, files);
     } catch {

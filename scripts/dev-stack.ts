@@ -1,10 +1,11 @@
 // `make dev`: the whole system on one machine (SPEC §8, §9). Starts the enclave with the NSM
 // emulator on a Unix socket in the state directory, the KMS emulator on http://127.0.0.1:8083
 // trusting that enclave's root and the development PCR0, creates the keyset once (kept in the
-// state directory, so tokens outlive a restart), and the parent on http://127.0.0.1:8080 with it;
-// waits until the parent is ready, says where everything is, and stops all on Ctrl-C.
+// state directory, so tokens outlive a restart), the parent on http://127.0.0.1:8080 with it, and
+// the token issuer (SPEC §10) on http://127.0.0.1:8082 trusting the development SRT issuer and
+// writing token-keys.json; waits until all are ready, says where they are, stops all on Ctrl-C.
 //
-//   npx tsx scripts/dev-stack.ts [--state DIR] [--port N] [--kms-port N]
+//   npx tsx scripts/dev-stack.ts [--state DIR] [--port N] [--kms-port N] [--issuer-port N]
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -20,12 +21,14 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const READY_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-const USAGE = `usage: npx tsx scripts/dev-stack.ts [--state DIR] [--port N] [--kms-port N]
+const USAGE = `usage: npx tsx scripts/dev-stack.ts [--state DIR] [--port N] [--kms-port N] [--issuer-port N]
 
-  --state DIR    development state: enclave.sock, nsm-root.pem, srt-issuer.json, kms-key.json,
-                 kms-pcr-policy.txt, keyset.json (default: .dev)
-  --port N       the parent's HTTP port on 127.0.0.1 (default: 8080; 0 picks a free one)
-  --kms-port N   the KMS emulator's port on 127.0.0.1 (default: 8083; 0 picks a free one)
+  --state DIR      development state: enclave.sock, nsm-root.pem, srt-issuer.json, kms-key.json,
+                   kms-pcr-policy.txt, keyset.json, issuer-keys.json, issuer-db/, token-keys.json
+                   (default: .dev)
+  --port N         the parent's HTTP port on 127.0.0.1 (default: 8080; 0 picks a free one)
+  --kms-port N     the KMS emulator's port on 127.0.0.1 (default: 8083; 0 picks a free one)
+  --issuer-port N  the token issuer's port on 127.0.0.1 (default: 8082; 0 picks a free one)
 `;
 
 /** The development deployment's name: the KMS encryption context of its keyset (SPEC §9). */
@@ -46,12 +49,13 @@ interface Options {
   stateDir: string;
   port: number;
   kmsPort: number;
+  issuerPort: number;
 }
 
 function readOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { state: { type: 'string' }, port: { type: 'string' }, 'kms-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { state: { type: 'string' }, port: { type: 'string' }, 'kms-port': { type: 'string' }, 'issuer-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help === true) {
@@ -62,7 +66,9 @@ function readOptions(argv: string[]): Options {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
   const kmsPort = Number(values['kms-port'] ?? '8083');
   if (!Number.isInteger(kmsPort) || kmsPort < 0 || kmsPort > 65535) throw new Error('--kms-port must be 0..65535');
-  return { stateDir: resolve(REPO_ROOT, values.state ?? '.dev'), port, kmsPort };
+  const issuerPort = Number(values['issuer-port'] ?? '8082');
+  if (!Number.isInteger(issuerPort) || issuerPort < 0 || issuerPort > 65535) throw new Error('--issuer-port must be 0..65535');
+  return { stateDir: resolve(REPO_ROOT, values.state ?? '.dev'), port, kmsPort, issuerPort };
 }
 
 /** A child process whose output lines are shown with a name in front. */
@@ -192,6 +198,7 @@ async function main(): Promise<number> {
   children.push(enclave);
   let parentUrl = '';
   let kmsUrl = '';
+  let issuerUrl = '';
   const keysetPath = join(options.stateDir, 'keyset.json');
   let keysetCreated = false;
   try {
@@ -225,6 +232,15 @@ async function main(): Promise<number> {
     const port = (JSON.parse(listening) as { port: number }).port;
     await waitUntil('the parent was ready (the enclave unlocked)', parent, () => parentReady(port));
     parentUrl = `http://127.0.0.1:${port}`;
+    // The issuer trusts the srt-issuer.json the enclave wrote, so it starts after the enclave.
+    const issuer = startChild('issuer', ['issuer/main.ts', '--dev', '--state-dir', options.stateDir, '--listen', `127.0.0.1:${options.issuerPort}`]);
+    children.push(issuer);
+    const issuerListening = await Promise.race([
+      issuer.waitForLine((line) => line.includes('"event":"listening"')),
+      issuer.exited.then(() => null),
+    ]);
+    if (issuerListening === null) throw new Error('the issuer exited before it listened');
+    issuerUrl = `http://127.0.0.1:${(JSON.parse(issuerListening) as { port: number }).port}`;
   } catch (error) {
     process.stderr.write(`dev-stack: ${(error as Error).message}\n`);
     return stop(1);
@@ -237,10 +253,12 @@ async function main(): Promise<number> {
       `  enclave   unix:${shown(socketPath)}`,
       `  kms       ${kmsUrl}  (KMS emulator: development only)`,
       `  parent    ${parentUrl}  (try: curl ${parentUrl}/readyz)`,
+      `  issuer    ${issuerUrl}  (Privacy Pass; try: curl ${issuerUrl}/.well-known/private-token-issuer-directory)`,
       `  state     ${shown(options.stateDir)}/`,
       `            nsm-root.pem     the emulator's root certificate: trust anchor for attestation`,
       `            srt-issuer.json  the development SRT issuer's private key: mint SRTs with it`,
       `            keyset.json      the deployment's keyset (SPEC §9)${keysetCreated ? ', created now' : ''}; kms-key.json holds the emulator's key`,
+      `            token-keys.json  the issuer keys an app release pins (SPEC §8, §10); issuer-keys.json holds their private halves`,
       'Ctrl-C stops them all.',
       '',
     ].join('\n'),

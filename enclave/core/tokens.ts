@@ -1,36 +1,26 @@
-// SRT verification, DAT and DRT issuance, DRT verification (SPEC §2).
-// Signatures are checked by jws.ts (strict, allow-list first, node:crypto) and made here with
+// DAT and DRT issuance, DRT verification (SPEC §2); SRTs are verified by protocol/srt.ts.
+// Signatures are checked by protocol/jws.ts (strict, allow-list first, node:crypto) and made here with
 // node:crypto directly: the header of our own tokens is fixed, and jose's WebCrypto path would
 // more than double the cost of every ES256 operation on the refresh path. The claim rules follow
 // jose's jwtVerify order, so that the error code of a token breaking several rules is stable;
 // core-tokens tests run the same tokens through jose as a reference.
 
-import { sign, type JsonWebKey } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { pooledRandomBytes } from '../../protocol/random.js';
 import { DipError } from '../../protocol/errors.js';
 import { isCanonicalIp } from '../../protocol/ip.js';
-import {
-  CLOCK_SKEW_SECONDS,
-  DAT_LIFETIME_SECONDS,
-  DRT_LIFETIME_SECONDS,
-  MAX_SRT_LIFETIME_SECONDS,
-} from '../../protocol/limits.js';
+import { CLOCK_SKEW_SECONDS, DAT_LIFETIME_SECONDS, DRT_LIFETIME_SECONDS } from '../../protocol/limits.js';
 import { isSubscriptionId } from '../../protocol/text.js';
-import { SRT_ALGORITHMS, parseTrustedJwk, type SrtTrust } from './config.js';
-import { importVerificationKey, verificationKeyFrom, verifyCompactJws, type JwsAlgorithm, type VerificationKey } from './jws.js';
+import { verificationKeyFrom, verifyCompactJws, type VerificationKey } from '../../protocol/jws.js';
+import { ENTITLEMENT_CLAIM, isVersion } from '../../protocol/srt.js';
 import type { SigningKey } from './keys.js';
 
 export const DAT_TYP = 'dat+jwt';
 export const DRT_TYP = 'drt+jwt';
-export const ENTITLEMENT_CLAIM = 'xv.vpn.dip';
 export const DETAILS_CLAIM = 'xv.vpn.dip.details';
-
-/** What the enclave takes from a valid SRT. */
-export interface SrtClaims {
-  readonly sub: string;
-  readonly did: number;
-}
+// SRT verification is protocol/srt.ts, shared with the token issuer (SPEC §10).
+export { ENTITLEMENT_CLAIM, createSrtVerifier, isVersion, type SrtClaims, type SrtVerifier } from '../../protocol/srt.js';
 
 /** What the enclave takes from a valid DRT. */
 export interface DrtClaims {
@@ -45,66 +35,7 @@ export interface IssuedToken {
   readonly exp: number;
 }
 
-export type SrtVerifier = (srt: string, now: number) => Promise<SrtClaims>;
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** SPEC §2: the subscription version `did` is an integer ≥ 0. */
-export function isVersion(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-const SRT_ALLOWED: ReadonlySet<string> = new Set(SRT_ALGORITHMS);
 const DRT_ALLOWED: ReadonlySet<string> = new Set(['ES256']);
-
-/** RFC 7519 §4.1.3 / jose: `aud` is one text or an array of them, and must name the audience. */
-function hasAudience(aud: unknown, audience: string): boolean {
-  return aud === audience || (Array.isArray(aud) && aud.includes(audience));
-}
-
-/**
- * Builds the SRT check for one trust configuration. Each trusted JWK is validated and imported
- * once, here, bound to its own `alg`. The returned function throws `DipError` with `srt_invalid`,
- * `srt_expired` or `not_entitled`, and nothing else.
- */
-export function createSrtVerifier(trust: SrtTrust): SrtVerifier {
-  if (trust.keys.keys.length === 0) throw new TypeError('an SRT trust configuration needs at least one key');
-  const keys: VerificationKey[] = trust.keys.keys.map((jwk, index) => {
-    const checked = parseTrustedJwk(jwk, index);
-    return importVerificationKey(checked as JsonWebKey, checked.kid!, checked.alg as JwsAlgorithm);
-  });
-  const byKid = new Map(keys.map((key) => [key.kid, [key]]));
-  // A token without kid may be checked against every trusted key (each bound to its alg).
-  const candidates = (header: Record<string, unknown>): readonly VerificationKey[] =>
-    header.kid === undefined ? keys : typeof header.kid === 'string' ? (byKid.get(header.kid) ?? []) : [];
-  const { issuer, audience } = trust;
-
-  return async (srt, now) => {
-    const verified = typeof srt === 'string' ? verifyCompactJws(srt, SRT_ALLOWED, candidates) : null;
-    if (verified === null) throw new DipError('srt_invalid');
-    const claims = verified.payload;
-    const { iss, sub, iat, exp, nbf } = claims;
-    // The order of jose's jwtVerify: presence, iss, aud, types, nbf, then exp.
-    if (iss === undefined || sub === undefined || exp === undefined || iat === undefined) throw new DipError('srt_invalid');
-    if (iss !== issuer || (audience !== null && !hasAudience(claims.aud, audience))) throw new DipError('srt_invalid');
-    if (!isFiniteNumber(iat) || !isFiniteNumber(exp) || (nbf !== undefined && !isFiniteNumber(nbf))) throw new DipError('srt_invalid');
-    if (nbf !== undefined && nbf > now + CLOCK_SKEW_SECONDS) throw new DipError('srt_invalid');
-    // SPEC §2, 60 s of skew both ways and inclusive (issue 9): exp = now - 60 is still accepted.
-    if (exp < now - CLOCK_SKEW_SECONDS) throw new DipError('srt_expired');
-    if (!isSubscriptionId(sub)) throw new DipError('srt_invalid');
-    // An SRT from the future is as wrong as an expired one is old.
-    if (iat > now + CLOCK_SKEW_SECONDS) throw new DipError('srt_invalid');
-    // SPEC §2 lifetime cap: a refunded subscription must lose access within three days.
-    if (exp - iat > MAX_SRT_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) throw new DipError('srt_invalid');
-    const entitlements = claims.entitlements;
-    const entitlement = isPlainObject(entitlements) ? entitlements[ENTITLEMENT_CLAIM] : undefined;
-    const did = isPlainObject(entitlement) ? entitlement.did : undefined;
-    if (!isVersion(did)) throw new DipError('not_entitled');
-    return { sub, did };
-  };
-}
 
 const headerCache = new WeakMap<SigningKey, Map<string, string>>();
 
@@ -158,6 +89,10 @@ export function issueDrt(key: SigningKey, iss: string, claims: { sub: string; di
     [DETAILS_CLAIM]: { ip: claims.ip },
   });
   return { token, exp };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function isFiniteNumber(value: unknown): value is number {

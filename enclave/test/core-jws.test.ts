@@ -1,4 +1,4 @@
-// enclave/core/jws.ts: the strict compact-JWS verifier, checked against jose on the same tokens
+// protocol/jws.ts: the strict compact-JWS verifier, checked against jose on the same tokens
 // and against a table of hostile inputs.
 
 import assert from 'node:assert/strict';
@@ -6,7 +6,7 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { fc } from '../../protocol/test/fast-check.js';
 import { SignJWT, compactVerify } from 'jose';
-import { importVerificationKey, verificationKeyFrom, verifyCompactJws, type JwsAlgorithm } from '../core/jws.js';
+import { importVerificationKey, verificationKeyFrom, verifyCompactJws, type JwsAlgorithm } from '../../protocol/jws.js';
 import { b64json, makeIssuer, signEs256 } from './core-fixtures.js';
 
 const ALL: ReadonlySet<string> = new Set(['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA']);

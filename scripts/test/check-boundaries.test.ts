@@ -67,3 +67,17 @@ test('store/ (untrusted) never imports enclave/ or client/, and enclave/ never i
   assert.equal(rules('enclave/test/main.test.ts', "import { x } from '../../store/open.js';").length, 1, 'an enclave test importing store/');
   assert.deepEqual(rules('store/ip-pool.ts', "import { isCanonicalIp } from '../protocol/ip.js'; import pg from 'pg';"), [], 'protocol/ and pg are allowed');
 });
+
+test('issuer/ (untrusted) never imports enclave/ or client/, not even from tests, and enclave/ never imports issuer/', () => {
+  assert.equal(rules('issuer/domain.ts', "import { createSrtVerifier } from '../enclave/core/tokens.js';").length, 1, 'issuer/ importing enclave/');
+  assert.equal(rules('issuer/test/server.test.ts', "import { x } from '../../enclave/core/keys.js';").length, 1, 'an issuer test importing enclave/');
+  assert.equal(rules('issuer/server.ts', "export { y } from '../client/flows.js';").length, 1, 'issuer/ importing client/');
+  assert.equal(rules('enclave/main.ts', "const m = await import('../issuer/domain.js');").length, 1, 'enclave/ importing issuer/');
+  assert.deepEqual(rules('issuer/domain.ts', "import { createSrtVerifier } from '../protocol/srt.js'; import { openStore } from '../store/open.js';"), [], 'protocol/ and store/ are allowed');
+});
+
+test('the SRT rules live in protocol/ and use node:crypto only', () => {
+  assert.equal(rules('protocol/srt.ts', "import { jwtVerify } from '../enclave/core/tokens.js';").length, 1, 'protocol/ importing enclave/');
+  assert.equal(rules('protocol/srt.ts', "import { jwtVerify } from 'jose';").length, 1, 'protocol/ importing jose');
+  assert.deepEqual(rules('protocol/srt.ts', "import { createPublicKey } from 'node:crypto';"), [], 'node:crypto is pure enough');
+});

@@ -1,7 +1,8 @@
 // `make dev` as a newcomer runs it: the development stack comes up with an enclave on a Unix
-// socket, the KMS emulator and the parent on 127.0.0.1, writes the SPEC §8 state files (the
-// keyset once), answers /readyz, stops cleanly on Ctrl-C (SIGINT), and after a restart with the
-// same state directory still refreshes a DRT issued before it.
+// socket, the KMS emulator, the parent and the token issuer on 127.0.0.1, writes the SPEC §8 state
+// files (the keyset and the issuer key once, token-keys.json), answers /readyz and the issuer's
+// directory, stops cleanly on Ctrl-C (SIGINT), and after a restart with the same state directory
+// still refreshes a DRT issued before it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,13 +19,14 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Running {
   url: string;
+  issuerUrl: string;
   kmsUrl: string;
   output: () => string;
   interrupt(): Promise<number | null>;
 }
 
 async function startStack(t: { after: (fn: () => void) => void }, state: string): Promise<Running> {
-  const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev-stack.ts', '--state', state, '--port', '0', '--kms-port', '0'], {
+  const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev-stack.ts', '--state', state, '--port', '0', '--kms-port', '0', '--issuer-port', '0'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -37,7 +39,7 @@ async function startStack(t: { after: (fn: () => void) => void }, state: string)
   const exited = new Promise<number | null>((resolve) => stack.on('exit', (code) => resolve(code)));
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setInterval(() => {
-      const found = /kms {7}(http:\/\/127\.0\.0\.1:\d+)[^]*parent {4}(http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      const found = /kms {7}(http:\/\/127\.0\.0\.1:\d+)[^]*parent {4}(http:\/\/127\.0\.0\.1:\d+)[^]*issuer {4}(http:\/\/127\.0\.0\.1:\d+)/.exec(output);
       if (found) {
         clearInterval(timer);
         resolve(found);
@@ -50,6 +52,7 @@ async function startStack(t: { after: (fn: () => void) => void }, state: string)
   return {
     kmsUrl: match[1]!,
     url: match[2]!,
+    issuerUrl: match[3]!,
     output: () => output,
     interrupt: async () => {
       stack.kill('SIGINT');
@@ -74,6 +77,13 @@ test('the development stack starts with the KMS emulator, creates the keyset onc
   assert.equal(typeof issuer.jwk.d, 'string', 'the private key');
   assert.ok(existsSync(join(state, 'enclave.sock')), 'the enclave socket exists');
   const keyset = readFileSync(join(state, 'keyset.json'), 'utf8');
+  const directory = await fetch(`${first.issuerUrl}/.well-known/private-token-issuer-directory`);
+  assert.equal(directory.status, 200, 'the issuer answers its directory');
+  const listed = (await directory.json()) as { 'token-keys': Array<{ 'token-type': number; 'token-key': string }> };
+  assert.equal(listed['token-keys'][0]?.['token-type'], 2, 'a token type 0x0002 key');
+  const tokenKeys = readFileSync(join(state, 'token-keys.json'), 'utf8');
+  const pinned = JSON.parse(tokenKeys) as { 'token-keys': Array<{ 'token-key': string }> };
+  assert.deepEqual(pinned['token-keys'].map((k) => k['token-key']), listed['token-keys'].map((k) => k['token-key']), 'token-keys.json pins the listed key');
   assert.deepEqual(JSON.parse(keyset).encryption_context, { 'dip:deployment': 'dev' }, 'the development keyset');
 
   const trust = (): { root: string; expectedPcrs: typeof DEV_PCRS } => ({ root: readFileSync(join(state, 'nsm-root.pem'), 'utf8'), expectedPcrs: DEV_PCRS });
@@ -84,11 +94,13 @@ test('the development stack starts with the KMS emulator, creates the keyset onc
   assert.equal(await first.interrupt(), 0, 'SIGINT stops the stack cleanly');
   await assert.rejects(fetch(`${first.url}/healthz`), 'the parent is gone');
   await assert.rejects(fetch(`${first.kmsUrl}/`), 'the KMS emulator is gone');
+  await assert.rejects(fetch(`${first.issuerUrl}/healthz`), 'the issuer is gone');
   assert.equal(existsSync(join(state, 'enclave.sock')), false, 'the socket is removed');
 
   const second = await startStack(t, state);
   assert.doesNotMatch(second.output(), /created now/, 'the keyset is kept');
   assert.equal(readFileSync(join(state, 'keyset.json'), 'utf8'), keyset, 'unchanged');
+  assert.equal(readFileSync(join(state, 'token-keys.json'), 'utf8'), tokenKeys, 'the issuer keeps its key across a restart');
   const refreshed = await refresh({ url: second.url, trust: trust(), srt, drt: assigned.drt });
   assert.equal(refreshed.ip, '198.51.100.31', 'the DRT from before the restart still refreshes (same M through KMS)');
   assert.equal(await second.interrupt(), 0, 'stops again');

@@ -1,4 +1,4 @@
-// Strict JWS compact verification (RFC 7515 §5.2) for the enclave's hot path, on node:crypto's
+// Strict JWS compact verification (RFC 7515 §5.2) shared by the enclave and the token issuer (SPEC §2, §10), on node:crypto's
 // synchronous one-shot verify. jose v6 routes every signature through WebCrypto, which costs more
 // than twice the ECDSA verify itself per call; a refresh verifies two tokens (SRT and DRT).
 // Stricter than a general verifier: an explicit alg allow-list checked before any key lookup, keys
@@ -6,7 +6,7 @@
 // core-jws tests compare it with jose on the same tokens.
 
 import { constants, createPublicKey, verify, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { decodeBase64url } from '../../protocol/base64url.js';
+import { decodeBase64url } from './base64url.js';
 
 export type JwsAlgorithm = 'ES256' | 'ES384' | 'RS256' | 'PS256' | 'EdDSA';
 

@@ -1,0 +1,35 @@
+// The issuer's logger (SPEC §10–11, like the parent's §6): one JSON line per request with method,
+// route template, status and latency — never an SRT, a subscription id, a token or an address —
+// plus a closed set of events whose fields are numbers or fixed words.
+
+import { methodLabel } from '../parent/log.js';
+
+export type RouteLabel = '/.well-known/private-token-issuer-directory' | 'issuer-request-uri' | '/healthz' | 'unmatched';
+
+export interface EventFields {
+  listening: { port: number };
+  store_opened: { engine: 'embedded' | 'postgres' };
+  key_created: { not_before: number };
+  keys_loaded: { active: number; pinned: number };
+  token_keys_written: { keys: number };
+  startup_failed: { code: string };
+  stopping: { signal: 'SIGTERM' | 'SIGINT' };
+}
+
+export interface Logger {
+  request(method: string | undefined, route: RouteLabel, status: number, ms: number): void;
+  event<E extends keyof EventFields>(name: E, fields: EventFields[E]): void;
+}
+
+export function createLogger(write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
+  return {
+    request(method, route, status, ms) {
+      write(`${JSON.stringify({ method: methodLabel(method), route, status, ms: Math.round(ms * 100) / 100 })}\n`);
+    },
+    event(name, fields) {
+      write(`${JSON.stringify({ time: new Date().toISOString(), event: name, ...fields })}\n`);
+    },
+  };
+}
+
+export const silentLogger: Logger = { request() {}, event() {} };
