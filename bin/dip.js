@@ -918,6 +918,11 @@ var ERROR_HTTP_STATUS = {
   method_not_allowed: 405,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  already_issued: 409,
+  token_spent: 409,
+  token_invalid: 401,
+  ip_unavailable: 410,
+  pool_exhausted: 503,
   key_unknown: 421,
   rate_limited: 429,
   internal: 500,
@@ -944,6 +949,11 @@ var ERROR_MESSAGES = Object.freeze({
   method_not_allowed: "Method not allowed on this route.",
   payload_too_large: "The request body is too large.",
   unsupported_media_type: "The request body must be application/json.",
+  already_issued: "A token was already issued for this subscription version.",
+  token_spent: "The token has already been spent.",
+  token_invalid: "The token is invalid.",
+  ip_unavailable: "The IP is not reserved.",
+  pool_exhausted: "No dedicated IP is available.",
   key_unknown: "The request is sealed to a key this enclave does not hold; attest again.",
   rate_limited: "Too many requests; try again later.",
   internal: "Internal error.",
@@ -990,10 +1000,7 @@ var LOCAL_ERROR_MESSAGES = Object.freeze({
   issuer_directory_invalid: "The issuer directory is malformed or sends requests to another origin.",
   issuer_key_unpinned: "The issuer offers a token key this release does not pin.",
   challenge_unexpected: "The PrivateToken challenge differs from the one this release pins.",
-  token_response_invalid: "The TokenResponse does not finalize into a valid token under the pinned key.",
-  token_invalid: "The token does not verify under the pinned keys.",
-  // SPEC §10's issuer answers this (409); the client knows it until protocol/errors.ts lists it.
-  already_issued: "A token was already issued for this subscription version."
+  token_response_invalid: "The TokenResponse does not finalize into a valid token under the pinned key."
 });
 var ClientError = class extends Error {
   /**
@@ -2429,7 +2436,7 @@ function chooseKey(config, offered, nowSeconds) {
   return usable[0];
 }
 function serverCode(code) {
-  return code === "already_issued" || isErrorCode(code) ? code : void 0;
+  return isErrorCode(code) ? code : void 0;
 }
 async function call(fetch, url, init, timeoutMs) {
   try {

@@ -24,9 +24,6 @@ export const LOCAL_ERROR_MESSAGES = Object.freeze({
   issuer_key_unpinned: 'The issuer offers a token key this release does not pin.',
   challenge_unexpected: 'The PrivateToken challenge differs from the one this release pins.',
   token_response_invalid: 'The TokenResponse does not finalize into a valid token under the pinned key.',
-  token_invalid: 'The token does not verify under the pinned keys.',
-  // SPEC §10's issuer answers this (409); the client knows it until protocol/errors.ts lists it.
-  already_issued: 'A token was already issued for this subscription version.',
 } as const);
 
 export type LocalErrorCode = keyof typeof LOCAL_ERROR_MESSAGES;

@@ -151,7 +151,7 @@ export interface IssuedToken {
 
 /** Codes the issuer may answer with (SPEC §10); anything else is `http_failed`. */
 function serverCode(code: unknown): ClientErrorCode | undefined {
-  return code === 'already_issued' || isErrorCode(code) ? code : undefined;
+  return isErrorCode(code) ? code : undefined;
 }
 
 async function call(fetch: Fetch, url: URL, init: RequestInit, timeoutMs: number): Promise<{ response: Response; body: Uint8Array }> {

@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { assign, refresh } from '../../client/flows.js';
 import { DEV_PCRS } from '../../client/manifest.js';
 import { mintDevSrt, parseDevIssuer } from '../../client/tokens.js';
+import { ClientError } from '../../client/errors.js';
+import { getToken, parseTokenKeys, verifySavedToken } from '../../client/privacy-pass.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -90,6 +92,18 @@ test('the development stack starts with the KMS emulator, creates the keyset onc
   const dev = parseDevIssuer(issuerText);
   const srt = await mintDevSrt(dev, { sub: 'sub-dev-stack-restart', did: 0 });
   const assigned = await assign({ url: first.url, trust: trust(), srt, ip: '198.51.100.31' });
+
+  // SPEC §10 end to end: the app's side against the real issuer, pinned by token-keys.json.
+  const config = parseTokenKeys(tokenKeys);
+  const token = await getToken({ issuerUrl: first.issuerUrl, srt, config });
+  verifySavedToken(token.encoded, config);
+  await assert.rejects(
+    getToken({ issuerUrl: first.issuerUrl, srt, config }),
+    (e: unknown) => e instanceof ClientError && e.code === 'already_issued' && e.fromServer,
+    'a second token for the same subscription version is already_issued',
+  );
+  const afterReset = await getToken({ issuerUrl: first.issuerUrl, srt: await mintDevSrt(dev, { sub: 'sub-dev-stack-restart', did: 1 }), config });
+  assert.notEqual(afterReset.encoded, token.encoded, 'a support reset (did + 1) opens one more token');
 
   assert.equal(await first.interrupt(), 0, 'SIGINT stops the stack cleanly');
   await assert.rejects(fetch(`${first.url}/healthz`), 'the parent is gone');
