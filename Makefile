@@ -30,8 +30,13 @@ test: typecheck boundaries
 dev: deps
 	npx tsx scripts/dev-stack.ts
 
+# Prints figures, never pass/fail: the enclave core (refresh against the crypto floor, attest,
+# key_request + unlock), blind RSA (node:crypto against @cloudflare/blindrsa-ts, the app's
+# blind + finalize) and the token issuer through HTTP on both engines.
 bench: deps
 	npx tsx scripts/bench-core.ts
+	npx tsx scripts/bench-blind-rsa.ts
+	npx tsx scripts/bench-issuer.ts 1000
 
 # One readable transcript of a Dedicated IP's life (development data): uses `make dev`'s stack on
 # 127.0.0.1:8080 when it answers, else starts a throwaway one.

@@ -49,3 +49,10 @@ test('reservedUntil is the DRT exp rounded up to the next 00:00 UTC, and a midni
   assert.equal(reservedUntilOf(midnight - 1), midnight, 'one second before midnight goes to it');
   assert.equal(reservedUntilOf(midnight + 86_399), midnight + 86_400, 'the last second of the day');
 });
+
+test('a padding longer than the preallocated zeros is checked as strictly', () => {
+  const padded = encodePaddedCbor({ a: 1 }, 9000);
+  assert.deepEqual(decodePaddedCbor(padded, 9000), new Map([['a', 1]]), 'all zeros decode');
+  padded[8999] = 1;
+  assert.throws(() => decodePaddedCbor(padded, 9000), isDecodeError, 'a non-zero last byte');
+});
