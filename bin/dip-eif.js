@@ -256,6 +256,7 @@ function decodeCbor(bytes) {
   if (!reader.done) throw new CborDecodeError("CBOR data has trailing bytes");
   return value;
 }
+var ZEROS = Buffer.alloc(8192);
 
 // scripts/eif.ts
 var EIF_MAGIC = Uint8Array.from([46, 101, 105, 102]);

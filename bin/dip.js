@@ -307,12 +307,14 @@ function decodeCbor(bytes) {
   if (!reader.done) throw new CborDecodeError("CBOR data has trailing bytes");
   return value;
 }
+var ZEROS = Buffer.alloc(8192);
 function decodePaddedCbor(plaintext, size) {
   if (plaintext.length !== size) throw new CborDecodeError("CBOR padding has the wrong length");
   const reader = new Reader(plaintext);
   const value = reader.item(0);
-  for (let i = reader.position; i < plaintext.length; i++) {
-    if (plaintext[i] !== 0) throw new CborDecodeError("CBOR padding is not all zero");
+  const padding = Buffer.from(plaintext.buffer, plaintext.byteOffset + reader.position, plaintext.length - reader.position);
+  if (padding.length > ZEROS.length ? padding.some((b) => b !== 0) : !padding.equals(ZEROS.subarray(0, padding.length))) {
+    throw new CborDecodeError("CBOR padding is not all zero");
   }
   return value;
 }
