@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 NODE_TEST := node --import tsx --test --test-concurrency=2 --test-timeout=120000
-TEST_FILES = $(shell find protocol enclave parent client emulators store issuer scripts test -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
+TEST_FILES = $(shell find protocol enclave parent client emulators store issuer common scripts test -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
 
 .PHONY: deps system-deps dev test typecheck boundaries unit coverage bench clean
 

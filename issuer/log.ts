@@ -2,7 +2,7 @@
 // route template, status and latency — never an SRT, a subscription id, a token or an address —
 // plus a closed set of events whose fields are numbers or fixed words.
 
-import { methodLabel } from '../parent/log.js';
+import { methodLabel } from '../common/http-log.js';
 
 export type RouteLabel = '/.well-known/private-token-issuer-directory' | 'issuer-request-uri' | '/healthz' | 'unmatched';
 

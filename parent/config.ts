@@ -2,6 +2,7 @@
 // proxy and `keyset create`, is a flag and a DIP_PARENT_* environment variable; a flag wins over
 // the environment. Invalid configuration stops with a message naming the setting (none is secret).
 
+import { ConfigError, isLoopbackHost, parseFlag, parseListen } from '../common/options.js';
 import { MAX_FRAME_BYTES } from '../protocol/limits.js';
 import { parseEnclaveAddress, type EnclaveAddress } from './enclave-address.js';
 
@@ -95,27 +96,7 @@ export function envName(option: OptionSpec): string {
   return `DIP_PARENT_${option.flag.toUpperCase().replaceAll('-', '_')}`;
 }
 
-/** A configuration mistake; main prints the message and exits 2. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
-export function parseListen(text: string, name = '--listen'): { host: string; port: number } {
-  const colon = text.lastIndexOf(':');
-  let host = text.slice(0, colon);
-  const portText = text.slice(colon + 1);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  else if (host.includes(':')) throw new ConfigError(`${name}: an IPv6 host must be in brackets, e.g. [::1]:8080`);
-  if (colon < 0 || host.length === 0 || !/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
-    throw new ConfigError(`${name} must be HOST:PORT, e.g. 127.0.0.1:8080`);
-  }
-  return { host, port: Number(portText) };
-}
-
-/** True for addresses only this host can reach: 127.0.0.0/8, ::1 and localhost. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
+export { ConfigError, isLoopbackHost, parseListen } from '../common/options.js';
 
 function convert(option: OptionSpec, text: string): unknown {
   const name = `--${option.flag}`;
@@ -138,9 +119,7 @@ function convert(option: OptionSpec, text: string): unknown {
       if (!/^https?:\/\/[^\s]+$/.test(text) || !URL.canParse(text)) throw new ConfigError(`${name} must be an http:// or https:// URL`);
       return text;
     case 'flag':
-      if (/^(1|true|yes)$/i.test(text)) return true;
-      if (/^(0|false|no|)$/i.test(text)) return false;
-      throw new ConfigError(`${name} must be true or false`);
+      return parseFlag(text, name);
     case 'int': {
       const n = /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN;
       if (!(n >= option.min! && n <= option.max!)) throw new ConfigError(`${name} must be an integer in ${option.min}..${option.max}`);

@@ -13,12 +13,9 @@ export type RouteLabel =
   | '/metrics'
   | 'unmatched';
 
-/** Methods are logged from this closed set; anything else is `OTHER`. */
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+import { methodLabel } from '../common/http-log.js';
 
-export function methodLabel(method: string | undefined): string {
-  return method !== undefined && METHODS.has(method) ? method : 'OTHER';
-}
+export { methodLabel };
 
 export interface EventFields {
   listening: { scheme: 'http' | 'https'; port: number };

@@ -113,6 +113,15 @@ export function checkFile(file: string, source: string): Violation[] {
     if (top === 'enclave' && targetTop === 'issuer') {
       refuse(specifier, 'enclave/ (trusted) never depends on issuer/');
     }
+    // Building blocks shared by the untrusted services (option tables, listen addresses, log labels):
+    // they depend on nothing else in the repo, and trusted code never reaches them.
+    if (top === 'common' && targetTop !== undefined && targetTop !== 'common') {
+      refuse(specifier, 'common/ (shared untrusted building blocks) depends on nothing else in the repo');
+    }
+    // (protocol/ already depends on nothing outside itself.)
+    if (top === 'enclave' && targetTop === 'common') {
+      refuse(specifier, 'enclave/ (trusted) never depends on common/ (untrusted)');
+    }
     if (top === 'client' && !inTest && (targetTop === 'enclave' || targetTop === 'parent')) {
       refuse(specifier, 'client/ depends on protocol/ only');
     }
@@ -135,7 +144,7 @@ function walk(dir: string, root: string, out: string[]): void {
 
 export function checkTree(root: string): Violation[] {
   const files: string[] = [];
-  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store', 'issuer']) {
+  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store', 'issuer', 'common']) {
     try {
       walk(join(root, top), root, files);
     } catch {

@@ -3,9 +3,9 @@
 // development double and holds a key in the clear.
 
 import { join } from 'node:path';
-import { ConfigError, isLoopbackHost, parseListen } from '../../parent/config.js';
+import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionTexts } from '../../common/options.js';
 
-export { ConfigError } from '../../parent/config.js';
+export { ConfigError } from '../../common/options.js';
 
 export interface KmsConfig {
   listen: { host: string; port: number };
@@ -50,31 +50,14 @@ function convert(option: OptionSpec, text: string): unknown {
       if (text.length === 0) throw new ConfigError(`${name} needs a path`);
       return text;
     case 'flag':
-      if (/^(1|true|yes)$/i.test(text)) return true;
-      if (/^(0|false|no|)$/i.test(text)) return false;
-      throw new ConfigError(`${name} must be true or false`);
+      return parseFlag(text, name);
   }
 }
 
 /** Builds the configuration from arguments (without node and the script) and the environment; null for --help. */
 export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): KmsConfig | null {
-  const given = new Map<OptionSpec, string>();
-  for (const option of OPTIONS) {
-    const value = env[envName(option)];
-    if (value !== undefined) given.set(option, value);
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') return null;
-    const eq = arg.indexOf('=');
-    const flag = arg.startsWith('--') ? arg.slice(2, eq < 0 ? undefined : eq) : '';
-    const option = OPTIONS.find((o) => o.flag === flag);
-    if (option === undefined) throw new ConfigError(`unknown argument ${JSON.stringify(arg)}; see --help`);
-    if (eq >= 0) given.set(option, arg.slice(eq + 1));
-    else if (option.kind === 'flag') given.set(option, 'true');
-    else if (i + 1 < argv.length) given.set(option, argv[++i]!);
-    else throw new ConfigError(`--${flag} needs a value`);
-  }
+  const given = readOptionTexts(OPTIONS, argv, env, envName);
+  if (given === null) return null;
   const config: Record<string, unknown> = {};
   for (const option of OPTIONS) {
     const text = given.get(option) ?? option.default;

@@ -81,3 +81,15 @@ test('the SRT rules live in protocol/ and use node:crypto only', () => {
   assert.equal(rules('protocol/srt.ts', "import { jwtVerify } from 'jose';").length, 1, 'protocol/ importing jose');
   assert.deepEqual(rules('protocol/srt.ts', "import { createPublicKey } from 'node:crypto';"), [], 'node:crypto is pure enough');
 });
+
+test('common/ (shared untrusted building blocks) depends on nothing else, and enclave/ and protocol/ never import it', () => {
+  assert.equal(rules('common/options.ts', "import { x } from '../protocol/limits.js';").length, 1, 'common/ importing protocol/');
+  assert.equal(rules('common/http-log.ts', "import { x } from '../parent/log.js';").length, 1, 'common/ importing parent/');
+  assert.equal(rules('enclave/main.ts', "import { parseListen } from '../common/options.js';").length, 1, 'enclave/ importing common/');
+  assert.equal(rules('protocol/frame.ts', "import { x } from '../common/options.js';").length, 1, 'protocol/ importing common/');
+  assert.deepEqual(
+    rules('issuer/config.ts', "import { readOptionTexts } from '../common/options.js';").concat(rules('parent/log.ts', "export { methodLabel } from '../common/http-log.js';")),
+    [],
+    'the untrusted services share it',
+  );
+});

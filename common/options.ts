@@ -1,0 +1,69 @@
+// Shared by the untrusted services (parent/, issuer/, emulators/): one table of options per
+// service, read from flags and environment the same way, and the listen-address rules. Untrusted
+// code only: enclave/ never imports common/ (scripts/check-boundaries.ts).
+
+/** A configuration mistake; a service's main prints the message and exits 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** What readOptionTexts needs of an option: its flag, and whether it takes a value. */
+export interface OptionFlag {
+  readonly flag: string;
+  readonly kind: string;
+}
+
+/**
+ * The text each option was given, from the environment (`envName`) and then from `argv` (flags
+ * win; `--flag VALUE` or `--flag=VALUE`; a `kind: 'flag'` option alone means true). Returns null
+ * for --help or -h. An unknown argument or a missing value is a ConfigError.
+ */
+export function readOptionTexts<O extends OptionFlag>(
+  options: readonly O[],
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  envName: (option: O) => string,
+): Map<O, string> | null {
+  const given = new Map<O, string>();
+  for (const option of options) {
+    const value = env[envName(option)];
+    if (value !== undefined) given.set(option, value);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return null;
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') ? arg.slice(2, eq < 0 ? undefined : eq) : '';
+    const option = options.find((o) => o.flag === flag);
+    if (option === undefined) throw new ConfigError(`unknown argument ${JSON.stringify(arg)}; see --help`);
+    if (eq >= 0) given.set(option, arg.slice(eq + 1));
+    else if (option.kind === 'flag') given.set(option, 'true');
+    else if (i + 1 < argv.length) given.set(option, argv[++i]!);
+    else throw new ConfigError(`--${flag} needs a value`);
+  }
+  return given;
+}
+
+/** A boolean option's text: 1/true/yes or 0/false/no/empty, case-insensitive. */
+export function parseFlag(text: string, name: string): boolean {
+  if (/^(1|true|yes)$/i.test(text)) return true;
+  if (/^(0|false|no|)$/i.test(text)) return false;
+  throw new ConfigError(`${name} must be true or false`);
+}
+
+export function parseListen(text: string, name = '--listen'): { host: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  let host = text.slice(0, colon);
+  const portText = text.slice(colon + 1);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  else if (host.includes(':')) throw new ConfigError(`${name}: an IPv6 host must be in brackets, e.g. [::1]:8080`);
+  if (colon < 0 || host.length === 0 || !/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
+    throw new ConfigError(`${name} must be HOST:PORT, e.g. 127.0.0.1:8080`);
+  }
+  return { host, port: Number(portText) };
+}
+
+/** True for addresses only this host can reach: 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { methodLabel } from '../http-log.js';
+import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionTexts } from '../options.js';
+
+const OPTIONS = [
+  { flag: 'listen', kind: 'address' },
+  { flag: 'dev', kind: 'flag' },
+] as const;
+const envName = (option: (typeof OPTIONS)[number]): string => `T_${option.flag.toUpperCase()}`;
+
+test('readOptionTexts reads the environment, then flags that win, in both --flag VALUE and --flag=VALUE forms', () => {
+  const texts = readOptionTexts(OPTIONS, ['--listen', '127.0.0.1:1'], { T_LISTEN: '127.0.0.1:2', T_DEV: 'yes' }, envName)!;
+  assert.equal(texts.get(OPTIONS[0]), '127.0.0.1:1', 'the flag wins over the environment');
+  assert.equal(texts.get(OPTIONS[1]), 'yes', 'the environment alone');
+  assert.equal(readOptionTexts(OPTIONS, ['--listen=h:3', '--dev'], {}, envName)!.get(OPTIONS[0]), 'h:3', '--flag=VALUE');
+  assert.equal(readOptionTexts(OPTIONS, ['--dev'], {}, envName)!.get(OPTIONS[1]), 'true', 'a bare flag is true');
+  assert.equal(readOptionTexts(OPTIONS, ['--dev', '-h'], {}, envName), null, '-h asks for help');
+  assert.equal(readOptionTexts(OPTIONS, ['--help'], {}, envName), null, '--help asks for help');
+});
+
+test('readOptionTexts refuses an unknown argument and a flag without its value', () => {
+  assert.throws(() => readOptionTexts(OPTIONS, ['--nope'], {}, envName), ConfigError, 'unknown flag');
+  assert.throws(() => readOptionTexts(OPTIONS, ['listen'], {}, envName), ConfigError, 'not a flag');
+  assert.throws(() => readOptionTexts(OPTIONS, ['--listen'], {}, envName), /--listen needs a value/, 'missing value');
+});
+
+test('parseFlag, parseListen and isLoopbackHost', () => {
+  for (const text of ['1', 'true', 'YES']) assert.equal(parseFlag(text, '--x'), true, text);
+  for (const text of ['0', 'false', 'no', '']) assert.equal(parseFlag(text, '--x'), false, `"${text}"`);
+  assert.throws(() => parseFlag('maybe', '--x'), ConfigError, 'neither');
+  assert.deepEqual(parseListen('[::1]:8080'), { host: '::1', port: 8080 }, 'IPv6 in brackets');
+  assert.deepEqual(parseListen('127.0.0.1:65535'), { host: '127.0.0.1', port: 65535 }, 'the highest port');
+  for (const bad of ['127.0.0.1:65536', '::1:80', ':80', '127.0.0.1', 'h:x']) assert.throws(() => parseListen(bad), ConfigError, bad);
+  for (const host of ['localhost', '::1', '127.0.0.1', '127.255.0.9']) assert.equal(isLoopbackHost(host), true, host);
+  for (const host of ['0.0.0.0', '10.0.0.1', '128.0.0.1', '::']) assert.equal(isLoopbackHost(host), false, host);
+});
+
+test('methodLabel keeps the closed set and calls anything else OTHER', () => {
+  for (const method of ['GET', 'POST', 'OPTIONS']) assert.equal(methodLabel(method), method, method);
+  for (const method of ['get', 'BREW', undefined]) assert.equal(methodLabel(method), 'OTHER', String(method));
+});
