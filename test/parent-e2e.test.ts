@@ -288,7 +288,8 @@ test('the enclave killed mid-load gives 503s, and the parent recovers without re
     restarted = await spawnEnclave({ dir: enclave.dir, masterSecret: null });
     custody.kms.trust(restarted.rootPem());
     await waitFor(async () => (await http(port, '/readyz')).status === 200, 60_000, 'ready again');
-    assert.match(stack.parent.stdout(), /"event":"enclave_unlocked","enclave":0/, 'unlocked by the parent');
+    // The log line reaches this process through a pipe, maybe after /readyz answered: wait for it.
+    assert.ok(await stack.parent.waitForOutput(/"event":"enclave_unlocked","enclave":0/, 10_000), 'unlocked by the parent');
     // A new boot: a new boot key, so the app attests again and seals anew.
     const newKey = await bootKeyOf(port);
     assert.notDeepEqual(newKey, bootKey);

@@ -202,7 +202,11 @@ test('two enclaves behind one parent: attest lands on either, the DRT of a kille
   const name = killed.socket.endsWith('first.sock') ? 'first' : 'second';
   await startLockedEnclave(name);
   await waitFor(async () => (await listed(port)).filter((e) => e.status === 'ok').length === 2, 60_000, 'the restarted enclave is ok again');
-  assert.equal((parent.stdout().match(/"event":"enclave_unlocked"/g) ?? []).length, unlocksBefore + 1, 'unlocked through KMS once more');
+  // The log line is written on the parent's next turn and reaches this process through a pipe: wait
+  // for it rather than assume it arrived with the /v1/enclaves answer.
+  const unlocks = (): number => (parent.stdout().match(/"event":"enclave_unlocked"/g) ?? []).length;
+  await waitFor(() => unlocks() > unlocksBefore, 10_000, 'the unlock is logged');
+  assert.equal(unlocks(), unlocksBefore + 1, 'unlocked through KMS once more');
   const now = new Set((await listed(port)).map((e) => e.key_id));
   assert.ok(!now.has(assignedBy), 'the restarted enclave has a new key_id');
   assert.match((await http(port, '/metrics')).text, /dip_parent_enclaves\{state="ready"\} 2/, 'two ready');
@@ -228,7 +232,7 @@ test('an enclave handed another secret is caught by the m_commit check: out of s
   try {
     const { parent, port } = await parentFor([`unix:${rogue.address.path}`]);
     await parent.waitForOutput(/"event":"enclave_unlock_failed","enclave":0,"reason":"m_commit_mismatch"/, 60_000);
-    assert.match(parent.stdout(), /"event":"enclave_state","enclave":0,"state":"out_of_service"/, 'logged');
+    assert.ok(await parent.waitForOutput(/"event":"enclave_state","enclave":0,"state":"out_of_service"/, 10_000), 'logged');
     const rogueKeyId = encodeBase64url((await healthOf(rogue.address.path)).get('key_id') as Uint8Array);
     assert.deepEqual(await listed(port), [{ key_id: rogueKeyId, status: 'locked' }], 'listed, and not ok');
     const metrics = (await http(port, '/metrics')).text;
