@@ -7,3 +7,13 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIO
 export function methodLabel(method: string | undefined): string {
   return method !== undefined && METHODS.has(method) ? method : 'OTHER';
 }
+
+/** One request-log line: method (closed set), route template, status and latency only (SPEC §6). */
+export function requestLine(method: string | undefined, route: string, status: number, ms: number): string {
+  return `${JSON.stringify({ method: methodLabel(method), route, status, ms: Math.round(ms * 100) / 100 })}\n`;
+}
+
+/** One event line: the time, a fixed event name and fields the caller's types already closed. */
+export function eventLine(name: string, fields: object): string {
+  return `${JSON.stringify({ time: new Date().toISOString(), event: name, ...fields })}\n`;
+}

@@ -2,7 +2,7 @@
 // route template, status and latency — never an SRT, a subscription id, a token or an address —
 // plus a closed set of events whose fields are numbers or fixed words.
 
-import { methodLabel } from '../common/http-log.js';
+import { eventLine, requestLine } from '../common/http-log.js';
 
 export type RouteLabel = '/.well-known/private-token-issuer-directory' | 'issuer-request-uri' | '/healthz' | 'unmatched';
 
@@ -24,10 +24,10 @@ export interface Logger {
 export function createLogger(write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
   return {
     request(method, route, status, ms) {
-      write(`${JSON.stringify({ method: methodLabel(method), route, status, ms: Math.round(ms * 100) / 100 })}\n`);
+      write(requestLine(method, route, status, ms));
     },
     event(name, fields) {
-      write(`${JSON.stringify({ time: new Date().toISOString(), event: name, ...fields })}\n`);
+      write(eventLine(name, fields));
     },
   };
 }

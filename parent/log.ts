@@ -13,7 +13,7 @@ export type RouteLabel =
   | '/metrics'
   | 'unmatched';
 
-import { methodLabel } from '../common/http-log.js';
+import { eventLine, methodLabel, requestLine } from '../common/http-log.js';
 
 export { methodLabel };
 
@@ -69,10 +69,10 @@ export function bufferedStdout(): (line: string) => void {
 export function createLogger(write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
   return {
     request(method, route, status, ms) {
-      write(`${JSON.stringify({ method: methodLabel(method), route, status, ms: Math.round(ms * 100) / 100 })}\n`);
+      write(requestLine(method, route, status, ms));
     },
     event(name, fields) {
-      write(`${JSON.stringify({ time: new Date().toISOString(), event: name, ...fields })}\n`);
+      write(eventLine(name, fields));
     },
   };
 }

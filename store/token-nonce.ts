@@ -59,16 +59,22 @@ export async function beginAssign(
   }
 }
 
+/** The pending row of `nonce`, locked for this transaction, or undefined when it is not pending. */
+async function lockPending(tx: Pick<Store, 'query'>, nonce: Uint8Array): Promise<NonceRow | undefined> {
+  const [row] = await tx.query<NonceRow>(
+    "SELECT state, host(ip) AS ip FROM token_nonce WHERE nonce = $1 AND state = 'pending' FOR UPDATE",
+    [nonce],
+  );
+  return row;
+}
+
 export type CompleteAssignOutcome = { kind: 'spent'; ip: string } | { kind: 'not_pending' };
 
 /** The parent answered 200: the nonce is spent (its IP link dropped) and the reservation runs to `reservedUntilDay`. */
 export async function completeAssign(store: Store, nonce: Uint8Array, reservedUntilDay: number): Promise<CompleteAssignOutcome> {
   checkBytes(nonce);
   return store.transaction(async (tx) => {
-    const [row] = await tx.query<NonceRow>(
-      "SELECT state, host(ip) AS ip FROM token_nonce WHERE nonce = $1 AND state = 'pending' FOR UPDATE",
-      [nonce],
-    );
+    const row = await lockPending(tx, nonce);
     if (row === undefined) return { kind: 'not_pending' };
     await tx.query(
       "UPDATE ip_pool SET reserved_until_day = $2 WHERE ip = $1::inet AND state = 'reserved'",
@@ -88,10 +94,7 @@ export type RefuseAssignOutcome = { kind: 'refused'; refusals: number } | { kind
 export async function refuseAssign(store: Store, nonce: Uint8Array): Promise<RefuseAssignOutcome> {
   checkBytes(nonce);
   return store.transaction(async (tx) => {
-    const [row] = await tx.query<NonceRow>(
-      "SELECT state, host(ip) AS ip FROM token_nonce WHERE nonce = $1 AND state = 'pending' FOR UPDATE",
-      [nonce],
-    );
+    const row = await lockPending(tx, nonce);
     if (row === undefined) return { kind: 'not_pending' };
     await releaseIp(tx, row.ip!);
     const [updated] = await tx.query<{ state: 'refused' | 'spent'; refusals: number }>(

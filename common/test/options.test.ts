@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { methodLabel } from '../http-log.js';
+import { eventLine, methodLabel, requestLine } from '../http-log.js';
 import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionTexts } from '../options.js';
 
 const OPTIONS = [
@@ -39,4 +39,11 @@ test('parseFlag, parseListen and isLoopbackHost', () => {
 test('methodLabel keeps the closed set and calls anything else OTHER', () => {
   for (const method of ['GET', 'POST', 'OPTIONS']) assert.equal(methodLabel(method), method, method);
   for (const method of ['get', 'BREW', undefined]) assert.equal(methodLabel(method), 'OTHER', String(method));
+});
+
+test('requestLine writes method, route, status and latency only; eventLine the time, the event and its fields', () => {
+  assert.deepEqual(JSON.parse(requestLine('BREW', '/v1/keys', 405, 1.23456)), { method: 'OTHER', route: '/v1/keys', status: 405, ms: 1.23 }, 'request line');
+  const event = JSON.parse(eventLine('started', { port: 8080 })) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(event), ['time', 'event', 'port'], 'event line fields in order');
+  assert.equal(event['event'], 'started', 'the event name');
 });
