@@ -115,6 +115,49 @@ export function parseWwwAuthenticate(header: string): PrivateTokenChallenge {
   return { challenge, tokenKey, maxAge: Number(maxAgeText) };
 }
 
+/**
+ * RFC 9110 §11.6.1: one WWW-Authenticate field value may list several challenges (an origin that
+ * accepts tokens under two issuer keys sends one per key; fetch also joins repeated headers with
+ * ", "). Returns every PrivateToken challenge, each parsed as strictly as parseWwwAuthenticate;
+ * challenges of other schemes are skipped. A list without a PrivateToken challenge, or with one that
+ * does not parse, is refused.
+ */
+export function parseWwwAuthenticateList(header: string): PrivateTokenChallenge[] {
+  if (typeof header !== 'string' || header.length > MAX_HEADER_LENGTH) throw new PrivacyPassError('bad_request');
+  const challenges: string[][] = [];
+  for (const element of splitList(header).map((e) => e.trim())) {
+    if (element === '') continue; // RFC 9110 §5.6.1: empty list elements are ignored
+    // "scheme SP …" or a lone scheme starts a challenge; "name = value" continues the current one.
+    if (/^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?: +(?![ =])|$)/.test(element)) challenges.push([element]);
+    else if (challenges.length > 0) challenges[challenges.length - 1]!.push(element);
+    else throw new PrivacyPassError('bad_request');
+  }
+  const ours = challenges.filter((parts) => parts[0]!.split(' ')[0]!.toLowerCase() === AUTH_SCHEME.toLowerCase());
+  if (ours.length === 0) throw new PrivacyPassError('bad_request');
+  return ours.map((parts) => parseWwwAuthenticate(parts.join(', ')));
+}
+
+/** Splits a list at the commas outside quoted strings (RFC 9110 §5.6.4 quoted-pair honoured). */
+function splitList(header: string): string[] {
+  const elements: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < header.length; i++) {
+    const c = header[i]!;
+    if (c === ',' && !quoted) {
+      elements.push(current);
+      current = '';
+      continue;
+    }
+    current += c;
+    if (quoted && c === '\\') current += header[++i] ?? '';
+    else if (c === '"') quoted = !quoted;
+  }
+  if (quoted) throw new PrivacyPassError('bad_request');
+  elements.push(current);
+  return elements;
+}
+
 /** RFC 9577 §2.2: `Authorization: PrivateToken token="…"`. */
 export function formatAuthorization(token: Token): string {
   return `${AUTH_SCHEME} token="${encodePaddedBase64url(token.encode())}"`;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { PrivacyPassError, type PrivacyPassErrorCode } from '../privacypass-error.js';
 import {
   decodeIssuerDirectory, decodePaddedBase64url, decodeTokenKey, encodeIssuerDirectory, encodePaddedBase64url,
-  formatAuthorization, formatWwwAuthenticate, parseAuthorization, parseWwwAuthenticate,
+  formatAuthorization, formatWwwAuthenticate, parseAuthorization, parseWwwAuthenticate, parseWwwAuthenticateList,
 } from '../privacypass-http.js';
 import { publicKeyFromNumbers } from '../blind-rsa.js';
 import { MAX_HEADER_LENGTH, Token, TokenChallenge } from '../privacypass.js';
@@ -94,6 +94,35 @@ test('the challenge parser refuses duplicates, missing or malformed parameters, 
   const exact = `PrivateToken ${c}, ${k}, x="`;
   const filler = 'a'.repeat(MAX_HEADER_LENGTH - exact.length - 1);
   assert.deepEqual(parseWwwAuthenticate(`${exact}${filler}"`).tokenKey, pkS, `a header of exactly ${MAX_HEADER_LENGTH} characters`);
+});
+
+test('a WWW-Authenticate value listing several challenges gives each PrivateToken one (RFC 9110 §11.6.1)', () => {
+  const challenge = TokenChallenge.decode(challengeBytes);
+  const secondKey = publicKeyFromNumbers((1n << 2047n) + 1n, 65537n).spki;
+  const one = formatWwwAuthenticate({ challenge, tokenKey: pkS });
+  const two = formatWwwAuthenticate({ challenge, tokenKey: secondKey, maxAge: 5 });
+  assert.deepEqual(parseWwwAuthenticateList(one).map((c) => c.tokenKey), [pkS], 'one challenge');
+  const keysOf = (header: string) => parseWwwAuthenticateList(header).map((c) => b(c.tokenKey));
+  // Two header fields joined by fetch, one field listing both, other schemes around them, empty elements.
+  assert.deepEqual(keysOf(`${one}, ${two}`), [b(pkS), b(secondKey)], 'two challenges, in order');
+  assert.deepEqual(keysOf(`Basic realm="a, b", charset=UTF-8, ${one},, Negotiate abc==, ${two}, Bearer`), [b(pkS), b(secondKey)], 'other schemes skipped');
+  assert.equal(parseWwwAuthenticateList(`${one},${two}`)[1]!.maxAge, 5, 'parameters stay with their challenge');
+  const c = `challenge="${b(challengeBytes)}"`;
+  const k = `token-key="${b(pkS)}"`;
+  const refused: [string, string][] = [
+    ['no PrivateToken challenge', 'Basic realm="x", Bearer'],
+    ['empty', ''],
+    ['a parameter before any scheme', `${c}, PrivateToken ${k}`],
+    ['one good and one malformed challenge', `${one}, PrivateToken ${c}`],
+    ['a lone PrivateToken', `${one}, PrivateToken`],
+    ['an unterminated quote', `${one}, PrivateToken ${k}, challenge="abc`],
+    ['a quote escaping its end', `PrivateToken ${k}, challenge="abc\\"`],
+    ['too long', `${one}, Basic realm="${'a'.repeat(MAX_HEADER_LENGTH)}"`],
+    ['not a string', 42 as unknown as string],
+  ];
+  for (const [what, header] of refused) {
+    assert.throws(() => parseWwwAuthenticateList(header), (error: unknown) => error instanceof PrivacyPassError, what);
+  }
 });
 
 test('the Authorization credential round-trips and is parsed as strictly (RFC 9577 §2.2)', () => {
