@@ -986,7 +986,7 @@ var DipError = class extends Error {
 var LOCAL_ERROR_MESSAGES = Object.freeze({
   attestation_failed: "The attestation document did not verify.",
   jwks_mismatch: "The published JWKS is not the one the attestation document binds.",
-  http_failed: "The parent could not be reached or did not answer with the API.",
+  http_failed: "The server could not be reached or did not answer with the API.",
   response_invalid: "The sealed response could not be opened or is malformed.",
   dat_invalid: "The returned access token does not verify against the attested keys.",
   drt_unexpected: "The returned refresh token does not have the expected header or claims.",
@@ -1202,7 +1202,7 @@ async function fetchJwks(url, options = {}) {
   if (response.status !== 200) throw new ClientError("http_failed");
   return body;
 }
-var ParentClient = class {
+var ApiClient = class {
   base;
   fetch;
   timeoutMs;
@@ -1211,31 +1211,32 @@ var ParentClient = class {
     try {
       base = new URL(url.endsWith("/") ? url : `${url}/`);
     } catch {
-      throw new TypeError("the parent URL is not a URL");
+      throw new TypeError("the server URL is not a URL");
     }
-    if (base.protocol !== "http:" && base.protocol !== "https:") throw new TypeError("the parent URL must be http(s)");
+    if (base.protocol !== "http:" && base.protocol !== "https:") throw new TypeError("the server URL must be http(s)");
     this.base = base;
     this.fetch = options.fetch ?? globalThis.fetch;
     this.timeoutMs = options.timeoutMs ?? 3e4;
   }
-  async call(path, init = {}) {
-    let response;
-    let body;
+  /** One request; any status comes back. Only a network failure or an oversized body throws. */
+  async send(path, init = {}) {
     try {
-      response = await this.fetch(new URL(path, this.base), { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
-      body = await readBody(response);
-    } catch (error2) {
-      if (error2 instanceof ClientError) throw error2;
-      throw new ClientError("http_failed", false, networkFailure(error2));
+      const response = await this.fetch(new URL(path, this.base), { ...init, redirect: "error", signal: AbortSignal.timeout(this.timeoutMs) });
+      return { status: response.status, headers: response.headers, body: await readBody(response) };
+    } catch (error) {
+      if (error instanceof ClientError) throw error;
+      throw new ClientError("http_failed", false, networkFailure(error));
     }
-    if (response.status === 200) return body;
-    const error = parseJson(body);
-    const code = isRecord(error) && isRecord(error["error"]) ? error["error"]["code"] : void 0;
-    throw isErrorCode(code) ? new ClientError(code, true) : new ClientError("http_failed");
   }
-  async post(path, body) {
+  /** The body of a 200 answer; any other answer is the error its body names. */
+  async call(path, init = {}) {
+    const { status, body } = await this.send(path, init);
+    if (status === 200) return body;
+    throw refusalOf(body);
+  }
+  async post(path, body, headers = {}) {
     const answer = parseJson(
-      await this.call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+      await this.call(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) })
     );
     const response = bytesField(answer, "response");
     const { ip, reservedUntil } = answer;
@@ -1253,11 +1254,19 @@ var ParentClient = class {
   keys() {
     return this.call("v1/keys");
   }
-  assign(ip, request) {
-    return this.post("v1/dip/assign", { ip, request: encodeBase64url(request) });
-  }
+  /** POST /v1/dip/refresh {ip, request}: the same route and body at the parent and at the service. */
   refresh(ip, request) {
     return this.post("v1/dip/refresh", { ip, request: encodeBase64url(request) });
+  }
+};
+function refusalOf(body) {
+  const error = parseJson(body);
+  const code = isRecord(error) && isRecord(error["error"]) ? error["error"]["code"] : void 0;
+  return isErrorCode(code) ? new ClientError(code, true) : new ClientError("http_failed");
+}
+var ParentClient = class extends ApiClient {
+  assign(ip, request) {
+    return this.post("v1/dip/assign", { ip, request: encodeBase64url(request) });
   }
 };
 
@@ -1769,10 +1778,11 @@ function jwksKids(jwks) {
   return new Set((set.keys ?? []).map((key) => key.kid));
 }
 async function checkTokens(opened, answer, expected) {
-  if (answer.ip !== expected.ip) throw new ClientError("ip_unexpected");
-  const datClaims = await verifyDat(opened.dat, expected.jwks, { ip: expected.ip });
+  const ip = expected.ip ?? answer.ip;
+  if (answer.ip !== ip) throw new ClientError("ip_unexpected");
+  const datClaims = await verifyDat(opened.dat, expected.jwks, { ip });
   const drtClaims = readDrt(opened.drt);
-  if (drtClaims.ip !== expected.ip) throw new ClientError("ip_unexpected");
+  if (drtClaims.ip !== ip) throw new ClientError("ip_unexpected");
   if (jwksKids(expected.jwks).has(drtClaims.kid)) throw new ClientError("drt_unexpected");
   if (answer.reservedUntil !== reservedUntilOf(drtClaims.exp)) throw new ClientError("reservation_mismatch");
   const srt = readSrt(expected.srt);
@@ -1780,14 +1790,13 @@ async function checkTokens(opened, answer, expected) {
   const { kid: _kid, ...claims } = drtClaims;
   return { dat: opened.dat, drt: opened.drt, ip: answer.ip, reservedUntil: answer.reservedUntil, datClaims, drtClaims: claims };
 }
-async function run(options, request, send, ip) {
-  const parent = parentOf(options);
+async function sealAndSend(source, trust, request, send, ip) {
   for (let attempt = 1; ; attempt++) {
-    const enclave = await attestWith(parent, options.trust);
+    const enclave = await attestWith(source, trust);
     const sealed = seal(enclave.bootPublicKey, request);
     let answer;
     try {
-      answer = await send(parent, sealed.encapsulatedRequest);
+      answer = await send(sealed.encapsulatedRequest);
     } catch (error) {
       if (attempt === 1 && error instanceof ClientError && error.code === "key_unknown") continue;
       throw error;
@@ -1798,9 +1807,10 @@ async function run(options, request, send, ip) {
 }
 function assign(options) {
   const { srt, ip } = options;
-  return run(options, { op: "assign", srt }, (parent, request) => parent.assign(ip, request), ip);
+  const parent = parentOf(options);
+  return sealAndSend(parent, options.trust, { op: "assign", srt }, (request) => parent.assign(ip, request), ip);
 }
-async function refresh(options) {
+async function refresh(options, client = parentOf(options)) {
   const { srt, drt } = options;
   let ip;
   try {
@@ -1808,7 +1818,7 @@ async function refresh(options) {
   } catch {
     throw new ClientError("token_unreadable");
   }
-  return run(options, { op: "refresh", srt, drt }, (parent, request) => parent.refresh(ip, request), ip);
+  return sealAndSend(client, options.trust, { op: "refresh", srt, drt }, (request) => client.refresh(ip, request), ip);
 }
 
 // client/manifest.ts
@@ -2302,6 +2312,38 @@ function parseWwwAuthenticate(header) {
   if (!/^[0-9]{1,10}$/.test(maxAgeText)) throw new PrivacyPassError("bad_request");
   return { challenge, tokenKey, maxAge: Number(maxAgeText) };
 }
+function parseWwwAuthenticateList(header) {
+  if (typeof header !== "string" || header.length > MAX_HEADER_LENGTH) throw new PrivacyPassError("bad_request");
+  const challenges = [];
+  for (const element of splitList(header).map((e) => e.trim())) {
+    if (element === "") continue;
+    if (/^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?: +(?![ =])|$)/.test(element)) challenges.push([element]);
+    else if (challenges.length > 0) challenges[challenges.length - 1].push(element);
+    else throw new PrivacyPassError("bad_request");
+  }
+  const ours = challenges.filter((parts) => parts[0].split(" ")[0].toLowerCase() === AUTH_SCHEME.toLowerCase());
+  if (ours.length === 0) throw new PrivacyPassError("bad_request");
+  return ours.map((parts) => parseWwwAuthenticate(parts.join(", ")));
+}
+function splitList(header) {
+  const elements = [];
+  let current = "";
+  let quoted = false;
+  for (let i = 0; i < header.length; i++) {
+    const c = header[i];
+    if (c === "," && !quoted) {
+      elements.push(current);
+      current = "";
+      continue;
+    }
+    current += c;
+    if (quoted && c === "\\") current += header[++i] ?? "";
+    else if (c === '"') quoted = !quoted;
+  }
+  if (quoted) throw new PrivacyPassError("bad_request");
+  elements.push(current);
+  return elements;
+}
 function formatAuthorization(token) {
   return `${AUTH_SCHEME} token="${encodePaddedBase64url(token.encode())}"`;
 }
@@ -2417,18 +2459,21 @@ function pinnedChallenge(config) {
 function pinnedKeyOf(config, spki) {
   return config.tokenKeys.find((pinned) => sameBytes(pinned.spki, spki));
 }
-function checkChallenge(header, config) {
+function checkChallenges(header, config) {
   let offered;
   try {
-    offered = parseWwwAuthenticate(header);
+    offered = parseWwwAuthenticateList(header);
   } catch {
     throw new ClientError("challenge_unexpected", false, "malformed");
   }
-  const { challenge } = offered;
+  const keys = offered.map((challenge) => checkOffered(challenge, config));
+  return keys.filter((key, i) => keys.indexOf(key) === i);
+}
+function checkOffered({ challenge, tokenKey }, config) {
   if (challenge.issuerName !== config.issuerName) throw new ClientError("challenge_unexpected", false, "issuer_name");
   if (challenge.originInfo !== config.originInfo) throw new ClientError("challenge_unexpected", false, "origin_info");
   if (challenge.redemptionContext.length !== 0) throw new ClientError("challenge_unexpected", false, "redemption_context");
-  const pinned = pinnedKeyOf(config, offered.tokenKey);
+  const pinned = pinnedKeyOf(config, tokenKey);
   if (pinned === void 0) throw new ClientError("challenge_unexpected", false, "token_key");
   return pinned;
 }
@@ -2436,9 +2481,6 @@ function chooseKey(config, offered, nowSeconds) {
   const usable = config.tokenKeys.filter((pinned) => (pinned.notBefore ?? 0) <= nowSeconds && offered.some((spki) => sameBytes(spki, pinned.spki))).sort((a, b) => (b.notBefore ?? 0) - (a.notBefore ?? 0));
   if (usable[0] === void 0) throw new ClientError("issuer_key_unpinned");
   return usable[0];
-}
-function serverCode(code) {
-  return isErrorCode(code) ? code : void 0;
 }
 async function call(fetch, url, init, timeoutMs) {
   try {
@@ -2448,11 +2490,6 @@ async function call(fetch, url, init, timeoutMs) {
     if (error instanceof ClientError) throw error;
     throw new ClientError("http_failed", false, networkFailure(error));
   }
-}
-function refusal(body) {
-  const json = parseJson(body);
-  const code = isRecord5(json) && isRecord5(json["error"]) ? serverCode(json["error"]["code"]) : void 0;
-  return code === void 0 ? new ClientError("http_failed") : new ClientError(code, true);
 }
 function mediaType(response) {
   return (response.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
@@ -2470,10 +2507,10 @@ async function getToken(options) {
   const fetch = options.fetch ?? globalThis.fetch;
   const timeoutMs = options.timeoutMs ?? 3e4;
   const challenge = pinnedChallenge(config);
-  const wanted = options.challenge === void 0 ? void 0 : checkChallenge(options.challenge, config);
+  const wanted = options.challenge === void 0 ? void 0 : checkChallenges(options.challenge, config);
   const directoryUrl = new URL(ISSUER_DIRECTORY_PATH, base);
   const directory = await call(fetch, directoryUrl, { method: "GET" }, timeoutMs);
-  if (directory.response.status !== 200) throw refusal(directory.body);
+  if (directory.response.status !== 200) throw refusalOf(directory.body);
   let offered;
   try {
     offered = decodeIssuerDirectory(new TextDecoder("utf-8", { fatal: true }).decode(directory.body));
@@ -2491,15 +2528,17 @@ async function getToken(options) {
   if (requestUrl.origin !== base.origin) throw new ClientError("issuer_directory_invalid");
   const offeredKeys = offered.tokenKeys.map((entry) => entry.tokenKey);
   const nowSeconds = options.nowSeconds ?? Math.floor(Date.now() / 1e3);
-  const pinned = wanted ?? chooseKey(config, offeredKeys, nowSeconds);
-  if (!offeredKeys.some((spki) => sameBytes(spki, pinned.spki))) throw new ClientError("issuer_key_unpinned", false, "not_offered");
+  if (wanted !== void 0 && !wanted.some((key) => offeredKeys.some((spki) => sameBytes(spki, key.spki)))) {
+    throw new ClientError("issuer_key_unpinned", false, "not_offered");
+  }
+  const pinned = chooseKey(wanted === void 0 ? config : { ...config, tokenKeys: wanted }, offeredKeys, nowSeconds);
   const { request, pending } = createTokenRequest(challenge, pinned.key);
   const answer = await call(fetch, requestUrl, {
     method: "POST",
     headers: { "content-type": MEDIA_TYPE_TOKEN_REQUEST, accept: MEDIA_TYPE_TOKEN_RESPONSE, authorization: `Bearer ${srt}` },
     body: request.encode()
   }, timeoutMs);
-  if (answer.response.status !== 200) throw refusal(answer.body);
+  if (answer.response.status !== 200) throw refusalOf(answer.body);
   if (mediaType(answer.response) !== MEDIA_TYPE_TOKEN_RESPONSE) throw new ClientError("http_failed");
   let token;
   try {

@@ -7,7 +7,7 @@ import { ERROR_MESSAGES, isErrorCode, type ErrorCode } from '../protocol/errors.
 export const LOCAL_ERROR_MESSAGES = Object.freeze({
   attestation_failed: 'The attestation document did not verify.',
   jwks_mismatch: 'The published JWKS is not the one the attestation document binds.',
-  http_failed: 'The parent could not be reached or did not answer with the API.',
+  http_failed: 'The server could not be reached or did not answer with the API.',
   response_invalid: 'The sealed response could not be opened or is malformed.',
   dat_invalid: 'The returned access token does not verify against the attested keys.',
   drt_unexpected: 'The returned refresh token does not have the expected header or claims.',

@@ -9,7 +9,7 @@ import { AttestationError, decodeUserData } from '../protocol/attestation-docume
 import { reservedUntilOf } from '../protocol/limits.js';
 import { verifyAttestation, type VerifiedAttestation } from './attestation.js';
 import { ClientError } from './errors.js';
-import { ParentClient, type DipAnswer, type Fetch } from './http.js';
+import { ParentClient, type ApiClient, type DipAnswer, type Fetch } from './http.js';
 import type { ExpectedPcrs } from './manifest.js';
 import { open, seal, type DipRequest } from './seal.js';
 import { readDrt, readSrt, verifyDat, type DatClaims, type DrtClaims } from './tokens.js';
@@ -68,7 +68,12 @@ function parentOf(options: ConnectOptions): ParentClient {
   });
 }
 
-async function attestWith(parent: ParentClient, trust: Trust): Promise<AttestedEnclave> {
+/** Where attestation documents come from: the parent, or the DIP service passing them through. */
+export interface AttestationSource {
+  attestation(nonce: Uint8Array): Promise<{ document: Uint8Array; jwks: Uint8Array }>;
+}
+
+export async function attestWith(parent: AttestationSource, trust: Trust): Promise<AttestedEnclave> {
   if (trust.mCommit !== undefined && (!(trust.mCommit instanceof Uint8Array) || trust.mCommit.length !== M_COMMIT_BYTES)) {
     throw new TypeError('trust.mCommit must be 32 bytes');
   }
@@ -114,16 +119,20 @@ function jwksKids(jwks: Uint8Array): Set<unknown> {
   return new Set((set.keys ?? []).map((key) => key.kid));
 }
 
-/** The checks after opening (SPEC §2, §4): both tokens, the clear IP and reservedUntil. */
+/**
+ * The checks after opening (SPEC §2, §4): both tokens, the clear IP and reservedUntil. `expected.ip`
+ * is the IP asked for; through the DIP service, which chooses it, the clear one is checked instead.
+ */
 async function checkTokens(
   opened: { dat: string; drt: string },
   answer: DipAnswer,
-  expected: { ip: string; srt: string; jwks: Uint8Array },
+  expected: { ip: string | undefined; srt: string; jwks: Uint8Array },
 ): Promise<DipTokens> {
-  if (answer.ip !== expected.ip) throw new ClientError('ip_unexpected');
-  const datClaims = await verifyDat(opened.dat, expected.jwks, { ip: expected.ip });
+  const ip = expected.ip ?? answer.ip;
+  if (answer.ip !== ip) throw new ClientError('ip_unexpected');
+  const datClaims = await verifyDat(opened.dat, expected.jwks, { ip });
   const drtClaims = readDrt(opened.drt);
-  if (drtClaims.ip !== expected.ip) throw new ClientError('ip_unexpected');
+  if (drtClaims.ip !== ip) throw new ClientError('ip_unexpected');
   // SPEC §2: the DRT key is never used for DATs, so it must not be in the published DAT keys.
   if (jwksKids(expected.jwks).has(drtClaims.kid)) throw new ClientError('drt_unexpected');
   if (answer.reservedUntil !== reservedUntilOf(drtClaims.exp)) throw new ClientError('reservation_mismatch');
@@ -134,18 +143,24 @@ async function checkTokens(
 }
 
 /**
- * Attest, seal, send. SPEC §6: `key_unknown` means no enclave behind the parent has the boot key
- * sealed to any more (a restart or an upgrade in between), so attest again and retry once; a
- * second `key_unknown` is returned to the caller rather than looping.
+ * Attest, seal, send, open, check. SPEC §6: `key_unknown` means no enclave behind the parent has
+ * the boot key sealed to any more (a restart or an upgrade in between), so attest again and retry
+ * once; a second `key_unknown` is returned to the caller rather than looping. `ip` is the IP asked
+ * for, or undefined when the DIP service chooses it.
  */
-async function run(options: ConnectOptions, request: DipRequest, send: (parent: ParentClient, sealed: Uint8Array) => Promise<DipAnswer>, ip: string): Promise<DipTokens> {
-  const parent = parentOf(options);
+export async function sealAndSend(
+  source: AttestationSource,
+  trust: Trust,
+  request: DipRequest,
+  send: (sealed: Uint8Array) => Promise<DipAnswer>,
+  ip: string | undefined,
+): Promise<DipTokens> {
   for (let attempt = 1; ; attempt++) {
-    const enclave = await attestWith(parent, options.trust);
+    const enclave = await attestWith(source, trust);
     const sealed = seal(enclave.bootPublicKey, request);
     let answer: DipAnswer;
     try {
-      answer = await send(parent, sealed.encapsulatedRequest);
+      answer = await send(sealed.encapsulatedRequest);
     } catch (error) {
       if (attempt === 1 && error instanceof ClientError && error.code === 'key_unknown') continue;
       throw error;
@@ -158,11 +173,16 @@ async function run(options: ConnectOptions, request: DipRequest, send: (parent: 
 /** Assign: the DIP service chose `ip`; the enclave returns a DAT and a DRT for it, sealed to us. */
 export function assign(options: ConnectOptions & { srt: string; ip: string }): Promise<DipTokens> {
   const { srt, ip } = options;
-  return run(options, { op: 'assign', srt }, (parent, request) => parent.assign(ip, request), ip);
+  const parent = parentOf(options);
+  return sealAndSend(parent, options.trust, { op: 'assign', srt }, (request) => parent.assign(ip, request), ip);
 }
 
-/** Refresh: a new DAT and DRT for the IP of `drt`, for the same subscription and version. */
-export async function refresh(options: ConnectOptions & { srt: string; drt: string }): Promise<DipTokens> {
+/**
+ * Refresh: a new DAT and DRT for the IP of `drt`, for the same subscription and version. The route
+ * and its body are the same at the parent and at the DIP service (SPEC §6, §11), so `client` may
+ * be either; by default the parent at `options.url`.
+ */
+export async function refresh(options: ConnectOptions & { srt: string; drt: string }, client: ApiClient = parentOf(options)): Promise<DipTokens> {
   const { srt, drt } = options;
   let ip: string;
   try {
@@ -170,5 +190,5 @@ export async function refresh(options: ConnectOptions & { srt: string; drt: stri
   } catch {
     throw new ClientError('token_unreadable');
   }
-  return run(options, { op: 'refresh', srt, drt }, (parent, request) => parent.refresh(ip, request), ip);
+  return sealAndSend(client, options.trust, { op: 'refresh', srt, drt }, (request) => client.refresh(ip, request), ip);
 }

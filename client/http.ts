@@ -1,6 +1,7 @@
-// The client of the parent's HTTP API (SPEC §6). Every answer is validated before use; an error
-// body's SPEC code surfaces as a ClientError with that code, anything else that goes wrong on the
-// way (network, timeout, an answer that is not the API) as `http_failed`, whose detail names the
+// The client of the parent's HTTP API (SPEC §6) and the part the DIP service's API (SPEC §11,
+// client/service.ts) shares with it. Every answer is validated before use; an error body's SPEC
+// code surfaces as a ClientError with that code, anything else that goes wrong on the way
+// (network, timeout, an answer that is not the API) as `http_failed`, whose detail names the
 // cause when the network failed: refused, DNS, TLS or timeout (a timeout is not a refusal).
 
 import { decodeBase64url, encodeBase64url } from '../protocol/base64url.js';
@@ -23,7 +24,7 @@ export interface DipAnswer {
   response: Uint8Array;
 }
 
-/** Why the parent could not be reached: the `detail` of an `http_failed` ClientError. */
+/** Why the server could not be reached: the `detail` of an `http_failed` ClientError. */
 export const NETWORK_FAILURE_MESSAGES = Object.freeze({
   connection_refused: 'nothing accepted the connection (connection refused)',
   dns_failed: 'the host name could not be resolved (DNS)',
@@ -111,8 +112,14 @@ export async function fetchJwks(url: string, options: ParentOptions = {}): Promi
   return body;
 }
 
-export class ParentClient {
-  private readonly base: URL;
+/**
+ * What the parent's API (SPEC §6) and the DIP service's (SPEC §11) have in common: one base URL,
+ * answers read with a size cap, errors mapped to ClientError, the attestation and key routes and
+ * refresh. Redirects are refused: the API never sends one, and following it would carry a sealed
+ * request, or the service's token, to another place.
+ */
+export class ApiClient {
+  protected readonly base: URL;
   private readonly fetch: Fetch;
   private readonly timeoutMs: number;
 
@@ -121,34 +128,36 @@ export class ParentClient {
     try {
       base = new URL(url.endsWith('/') ? url : `${url}/`);
     } catch {
-      throw new TypeError('the parent URL is not a URL');
+      throw new TypeError('the server URL is not a URL');
     }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('the parent URL must be http(s)');
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('the server URL must be http(s)');
     this.base = base;
     this.fetch = options.fetch ?? globalThis.fetch;
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  private async call(path: string, init: RequestInit = {}): Promise<Uint8Array> {
-    let response: Response;
-    let body: Uint8Array;
+  /** One request; any status comes back. Only a network failure or an oversized body throws. */
+  protected async send(path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
     try {
-      response = await this.fetch(new URL(path, this.base), { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
-      body = await readBody(response);
+      const response = await this.fetch(new URL(path, this.base), { ...init, redirect: 'error', signal: AbortSignal.timeout(this.timeoutMs) });
+      return { status: response.status, headers: response.headers, body: await readBody(response) };
     } catch (error) {
       // The network error's text may carry the URL; the fixed message and the cause's code never do.
       if (error instanceof ClientError) throw error;
       throw new ClientError('http_failed', false, networkFailure(error));
     }
-    if (response.status === 200) return body;
-    const error = parseJson(body);
-    const code = isRecord(error) && isRecord(error['error']) ? error['error']['code'] : undefined;
-    throw isErrorCode(code) ? new ClientError(code, true) : new ClientError('http_failed');
   }
 
-  private async post(path: string, body: Record<string, string>): Promise<DipAnswer> {
+  /** The body of a 200 answer; any other answer is the error its body names. */
+  protected async call(path: string, init: RequestInit = {}): Promise<Uint8Array> {
+    const { status, body } = await this.send(path, init);
+    if (status === 200) return body;
+    throw refusalOf(body);
+  }
+
+  protected async post(path: string, body: Record<string, string>, headers: Record<string, string> = {}): Promise<DipAnswer> {
     const answer = parseJson(
-      await this.call(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      await this.call(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }),
     );
     const response = bytesField(answer, 'response');
     const { ip, reservedUntil } = answer as Record<string, unknown>;
@@ -169,11 +178,22 @@ export class ParentClient {
     return this.call('v1/keys');
   }
 
-  assign(ip: string, request: Uint8Array): Promise<DipAnswer> {
-    return this.post('v1/dip/assign', { ip, request: encodeBase64url(request) });
-  }
-
+  /** POST /v1/dip/refresh {ip, request}: the same route and body at the parent and at the service. */
   refresh(ip: string, request: Uint8Array): Promise<DipAnswer> {
     return this.post('v1/dip/refresh', { ip, request: encodeBase64url(request) });
+  }
+}
+
+/** An error body's SPEC code as a ClientError from the server; anything else is `http_failed`. */
+export function refusalOf(body: Uint8Array): ClientError {
+  const error = parseJson(body);
+  const code = isRecord(error) && isRecord(error['error']) ? error['error']['code'] : undefined;
+  return isErrorCode(code) ? new ClientError(code, true) : new ClientError('http_failed');
+}
+
+/** The parent (SPEC §6): assign names the IP the DIP service chose. */
+export class ParentClient extends ApiClient {
+  assign(ip: string, request: Uint8Array): Promise<DipAnswer> {
+    return this.post('v1/dip/assign', { ip, request: encodeBase64url(request) });
   }
 }

@@ -4,16 +4,16 @@
 
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
 import type { BlindRsaPublicKey } from '../protocol/blind-rsa.js';
-import { isErrorCode } from '../protocol/errors.js';
 import { PrivacyPassError } from '../protocol/privacypass-error.js';
 import {
   ISSUER_DIRECTORY_PATH, MEDIA_TYPE_TOKEN_REQUEST, MEDIA_TYPE_TOKEN_RESPONSE,
   decodeIssuerDirectory, decodePaddedBase64url, decodeTokenKey, encodePaddedBase64url, formatAuthorization, parseWwwAuthenticate,
+  parseWwwAuthenticateList, type PrivateTokenChallenge,
 } from '../protocol/privacypass-http.js';
 import { createTokenRequest, finalizeToken, verifyToken } from '../protocol/privacypass-issuance.js';
 import { TOKEN_TYPE_BLIND_RSA, Token, TokenChallenge, TokenResponse, tokenKeyId } from '../protocol/privacypass.js';
-import { ClientError, type ClientErrorCode } from './errors.js';
-import { networkFailure, parseJson, readBody, type Fetch } from './http.js';
+import { ClientError } from './errors.js';
+import { networkFailure, readBody, refusalOf, type Fetch } from './http.js';
 
 /** SPEC §10: at most two issuer keys are active, so a release pins at most two. */
 export const MAX_PINNED_KEYS = 2;
@@ -105,12 +105,31 @@ export function checkChallenge(header: string, config: PinnedIssuer): PinnedKey 
   } catch {
     throw new ClientError('challenge_unexpected', false, 'malformed');
   }
-  const { challenge } = offered;
+  return checkOffered(offered, config);
+}
+
+/**
+ * The same for a WWW-Authenticate that may list several PrivateToken challenges (one per key the
+ * service accepts): every one must be the pinned challenge under a pinned key — one that differs
+ * taints the answer, as one unpinned key taints an issuer directory. Returns the keys named.
+ */
+export function checkChallenges(header: string, config: PinnedIssuer): PinnedKey[] {
+  let offered;
+  try {
+    offered = parseWwwAuthenticateList(header);
+  } catch {
+    throw new ClientError('challenge_unexpected', false, 'malformed');
+  }
+  const keys = offered.map((challenge) => checkOffered(challenge, config));
+  return keys.filter((key, i) => keys.indexOf(key) === i);
+}
+
+function checkOffered({ challenge, tokenKey }: PrivateTokenChallenge, config: PinnedIssuer): PinnedKey {
   if (challenge.issuerName !== config.issuerName) throw new ClientError('challenge_unexpected', false, 'issuer_name');
   if (challenge.originInfo !== config.originInfo) throw new ClientError('challenge_unexpected', false, 'origin_info');
   // A per-user redemption context would let the DIP service link the token to the request.
   if (challenge.redemptionContext.length !== 0) throw new ClientError('challenge_unexpected', false, 'redemption_context');
-  const pinned = pinnedKeyOf(config, offered.tokenKey);
+  const pinned = pinnedKeyOf(config, tokenKey);
   if (pinned === undefined) throw new ClientError('challenge_unexpected', false, 'token_key');
   return pinned;
 }
@@ -130,7 +149,10 @@ export interface GetTokenOptions {
   /** The subscription receipt token, sent only to the issuer's own origin. */
   srt: string;
   config: PinnedIssuer;
-  /** The DIP service's WWW-Authenticate, when one was received: checked before anything is sent. */
+  /**
+   * The DIP service's WWW-Authenticate, when one was received: checked before anything is sent
+   * (every challenge it lists), and the token is made for a key it names.
+   */
   challenge?: string;
   fetch?: Fetch;
   timeoutMs?: number;
@@ -149,11 +171,6 @@ export interface IssuedToken {
   readonly tokenKeyId: Uint8Array;
 }
 
-/** Codes the issuer may answer with (SPEC §10); anything else is `http_failed`. */
-function serverCode(code: unknown): ClientErrorCode | undefined {
-  return isErrorCode(code) ? code : undefined;
-}
-
 async function call(fetch: Fetch, url: URL, init: RequestInit, timeoutMs: number): Promise<{ response: Response; body: Uint8Array }> {
   try {
     const response = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
@@ -162,12 +179,6 @@ async function call(fetch: Fetch, url: URL, init: RequestInit, timeoutMs: number
     if (error instanceof ClientError) throw error;
     throw new ClientError('http_failed', false, networkFailure(error));
   }
-}
-
-function refusal(body: Uint8Array): ClientError {
-  const json = parseJson(body);
-  const code = isRecord(json) && isRecord(json['error']) ? serverCode(json['error']['code']) : undefined;
-  return code === undefined ? new ClientError('http_failed') : new ClientError(code, true);
 }
 
 function mediaType(response: Response): string {
@@ -192,11 +203,11 @@ export async function getToken(options: GetTokenOptions): Promise<IssuedToken> {
   const fetch = options.fetch ?? globalThis.fetch;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const challenge = pinnedChallenge(config);
-  const wanted = options.challenge === undefined ? undefined : checkChallenge(options.challenge, config);
+  const wanted = options.challenge === undefined ? undefined : checkChallenges(options.challenge, config);
 
   const directoryUrl = new URL(ISSUER_DIRECTORY_PATH, base);
   const directory = await call(fetch, directoryUrl, { method: 'GET' }, timeoutMs);
-  if (directory.response.status !== 200) throw refusal(directory.body);
+  if (directory.response.status !== 200) throw refusalOf(directory.body);
   let offered;
   try {
     offered = decodeIssuerDirectory(new TextDecoder('utf-8', { fatal: true }).decode(directory.body));
@@ -216,9 +227,11 @@ export async function getToken(options: GetTokenOptions): Promise<IssuedToken> {
   if (requestUrl.origin !== base.origin) throw new ClientError('issuer_directory_invalid');
   const offeredKeys = offered.tokenKeys.map((entry) => entry.tokenKey);
   const nowSeconds = options.nowSeconds ?? Math.floor(Date.now() / 1000);
-  const pinned = wanted ?? chooseKey(config, offeredKeys, nowSeconds);
-  // The challenge's key, though pinned, is not one this issuer signs with now.
-  if (!offeredKeys.some((spki) => sameBytes(spki, pinned.spki))) throw new ClientError('issuer_key_unpinned', false, 'not_offered');
+  // A challenge's key, though pinned, may not be one this issuer signs with now.
+  if (wanted !== undefined && !wanted.some((key) => offeredKeys.some((spki) => sameBytes(spki, key.spki)))) {
+    throw new ClientError('issuer_key_unpinned', false, 'not_offered');
+  }
+  const pinned = chooseKey(wanted === undefined ? config : { ...config, tokenKeys: wanted }, offeredKeys, nowSeconds);
 
   const { request, pending } = createTokenRequest(challenge, pinned.key);
   const answer = await call(fetch, requestUrl, {
@@ -226,7 +239,7 @@ export async function getToken(options: GetTokenOptions): Promise<IssuedToken> {
     headers: { 'content-type': MEDIA_TYPE_TOKEN_REQUEST, accept: MEDIA_TYPE_TOKEN_RESPONSE, authorization: `Bearer ${srt}` },
     body: request.encode(),
   }, timeoutMs);
-  if (answer.response.status !== 200) throw refusal(answer.body);
+  if (answer.response.status !== 200) throw refusalOf(answer.body);
   if (mediaType(answer.response) !== MEDIA_TYPE_TOKEN_RESPONSE) throw new ClientError('http_failed');
   let token: Token;
   try {

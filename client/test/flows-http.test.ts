@@ -99,6 +99,27 @@ describe('parent HTTP client', () => {
     await assert.rejects(parent.attestation(new Uint8Array(16)), isCode('http_failed'));
   });
 
+  it('refuses a redirect instead of carrying a sealed request elsewhere', async (t) => {
+    let reachedTarget = 0;
+    const target = createServer((_req, res) => {
+      reachedTarget++;
+      res.end('{}');
+    });
+    const redirecting = createServer((_req, res) => {
+      res.writeHead(307, { location: `http://127.0.0.1:${(target.address() as AddressInfo).port}/v1/dip/assign` });
+      res.end();
+    });
+    t.after(() => {
+      target.close();
+      redirecting.close();
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => redirecting.listen(0, '127.0.0.1', resolve));
+    const parent = new ParentClient(`http://127.0.0.1:${(redirecting.address() as AddressInfo).port}`);
+    await assert.rejects(parent.assign('192.0.2.1', new Uint8Array([1])), isCode('http_failed'));
+    assert.equal(reachedTarget, 0, 'the redirect was not followed');
+  });
+
   it('refuses a URL that is not http(s)', () => {
     assert.throws(() => new ParentClient('ftp://p.test'), TypeError);
     assert.throws(() => new ParentClient('not a url'), TypeError);

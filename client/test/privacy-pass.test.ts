@@ -5,7 +5,7 @@ import { verifyToken } from '../../protocol/privacypass-issuance.js';
 import { TOKEN_LENGTH, Token, TokenChallenge, TokenRequest, tokenKeyId } from '../../protocol/privacypass.js';
 import { ClientError } from '../errors.js';
 import {
-  DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS, checkChallenge, getToken, parseTokenKeys, pinnedChallenge, redemptionDelayMs, seededRandom, verifySavedToken,
+  DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS, checkChallenge, checkChallenges, getToken, parseTokenKeys, pinnedChallenge, redemptionDelayMs, seededRandom, verifySavedToken,
 } from '../privacy-pass.js';
 import { ISSUER_KEY, ISSUER_NAME, ISSUER_URL, ORIGIN_INFO, OTHER_KEY, SRT, THIRD_KEY, fakeIssuer, tokenKeysJson } from './fake-issuer.js';
 
@@ -112,6 +112,29 @@ describe('the challenge (SPEC §10) is the pinned one or refused', () => {
   }
 });
 
+describe('a WWW-Authenticate listing several challenges (one per key) is checked whole', () => {
+  const two = parseTokenKeys(tokenKeysJson({ keys: [{ tokenType: 2, tokenKey: ISSUER_KEY.spki }, { tokenType: 2, tokenKey: OTHER_KEY.spki }] }));
+
+  it('returns each pinned key once, in the order offered', () => {
+    const header = `${challengeHeader({ tokenKey: OTHER_KEY.spki })}, ${challengeHeader()}, ${challengeHeader()}`;
+    assert.deepEqual(checkChallenges(header, two).map((key) => key.spki), [OTHER_KEY.spki, ISSUER_KEY.spki], 'no key twice');
+    assert.deepEqual(checkChallenges(challengeHeader(), two).map((key) => key.spki), [ISSUER_KEY.spki], 'one challenge');
+  });
+
+  const tainted: [string, string, string][] = [
+    ['an unpinned key beside a pinned one', `${challengeHeader()}, ${challengeHeader({ tokenKey: THIRD_KEY.spki })}`, 'token_key'],
+    ['another origin beside the pinned challenge', `${challengeHeader()}, ${challengeHeader({ tokenKey: OTHER_KEY.spki, originInfo: 'elsewhere.example' })}`, 'origin_info'],
+    ['a redemption context beside the pinned challenge', `${challengeHeader()}, ${challengeHeader({ redemptionContext: new Uint8Array(32) })}`, 'redemption_context'],
+    ['a malformed second challenge', `${challengeHeader()}, PrivateToken challenge="AAAA"`, 'malformed'],
+    ['no PrivateToken challenge', 'Basic realm="dip"', 'malformed'],
+  ];
+  for (const [name, header, detail] of tainted) {
+    it(`refuses ${name} (${detail})`, () => {
+      assert.throws(() => checkChallenges(header, two), (e: unknown) => e instanceof ClientError && e.code === 'challenge_unexpected' && e.detail === detail, name);
+    });
+  }
+});
+
 describe('getToken (RFC 9578 §5–6 against the pinned issuer)', () => {
   it('fetches the directory, sends one TokenRequest with the SRT, and returns a token valid under the pinned key', async () => {
     const issuer = fakeIssuer();
@@ -173,6 +196,15 @@ describe('getToken (RFC 9578 §5–6 against the pinned issuer)', () => {
     const issuer = fakeIssuer();
     await refusedWith(getToken({ issuerUrl: ISSUER_URL, srt: SRT, config: two, challenge: challengeHeader({ tokenKey: OTHER_KEY.spki }), fetch: issuer.fetch }), 'issuer_key_unpinned', 'not_offered');
     assert.equal(issuer.calls.filter((c) => c.method === 'POST').length, 0, 'no TokenRequest was sent');
+  });
+
+  it('with a challenge per key (two pinned keys), makes the token for a key both the service and the issuer offer', async () => {
+    const two = parseTokenKeys(tokenKeysJson({ keys: [{ tokenType: 2, tokenKey: OTHER_KEY.spki }, { tokenType: 2, tokenKey: ISSUER_KEY.spki }] }));
+    const both = `${challengeHeader({ tokenKey: OTHER_KEY.spki })}, ${challengeHeader()}`;
+    assert.deepEqual(checkChallenges(both, two).map((key) => key.spki), [OTHER_KEY.spki, ISSUER_KEY.spki], 'both challenges, both pinned keys');
+    const issuer = fakeIssuer();
+    const issued = await getToken({ issuerUrl: ISSUER_URL, srt: SRT, config: two, challenge: both, fetch: issuer.fetch });
+    assert.deepEqual(issued.tokenKeyId, tokenKeyId(ISSUER_KEY.spki), 'the key this issuer signs with');
   });
 
   it('refuses a directory that is not JSON, has no type-2 key, or is not served', async () => {
