@@ -5,7 +5,7 @@
 import { accessSync, constants as constants2, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createHash as createHash8 } from "node:crypto";
+import { createHash as createHash9 } from "node:crypto";
 
 // protocol/cbor.ts
 import { Encoder } from "cbor-x";
@@ -900,7 +900,7 @@ function verifyAttestation(document, options) {
 }
 
 // client/backup.ts
-import { createCipheriv, createDecipheriv, randomBytes, randomInt, scrypt } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash as createHash2, randomBytes, randomInt, scrypt } from "node:crypto";
 
 // protocol/errors.ts
 var ERROR_HTTP_STATUS = {
@@ -996,6 +996,7 @@ var LOCAL_ERROR_MESSAGES = Object.freeze({
   reservation_mismatch: "The reservation time does not match the refresh token.",
   backup_wrong_code: "The backup could not be opened: wrong access code or altered backup.",
   backup_invalid: "The backup is malformed or uses unsupported parameters.",
+  backup_code_invalid: "The backup code is mistyped or is not a backup code.",
   manifest_invalid: "The PCR manifest is malformed.",
   manifest_empty: "manifest has no PCR values yet (no Docker build has run)",
   token_keys_invalid: "The pinned token-keys configuration is malformed.",
@@ -1037,6 +1038,7 @@ var SCRYPT_BOUNDS = Object.freeze({
 });
 var MAGIC = [68, 73, 80, 66];
 var VERSION = 1;
+var VERSION_PADDED = 2;
 var KDF_SCRYPT = 1;
 var SALT_BYTES = 16;
 var IV_BYTES = 12;
@@ -1064,19 +1066,26 @@ function deriveKey(accessCode, salt, { log2N, r, p }) {
     });
   });
 }
-async function sealBackup(drt, accessCode, params = DEFAULT_SCRYPT_PARAMS) {
-  if (typeof drt !== "string" || drt.length === 0) throw new TypeError("sealBackup needs a DRT");
+async function sealBackup(drt, accessCode, params = DEFAULT_SCRYPT_PARAMS, padToBytes) {
+  if (typeof drt !== "string" || drt.length === 0 || drt.includes("\0")) throw new TypeError("sealBackup needs a DRT");
   if (typeof accessCode !== "string" || accessCode.normalize("NFKC").trim().length < MIN_ACCESS_CODE_CHARS) {
     throw new TypeError(`an access code has at least ${MIN_ACCESS_CODE_CHARS} characters`);
   }
   if (!paramsAllowed(params)) throw new TypeError("scrypt parameters are outside the allowed bounds");
+  let plaintext = Buffer.from(drt, "utf8");
+  if (padToBytes !== void 0) {
+    const room = Math.min(padToBytes, MAX_BACKUP_BYTES) - HEADER_BYTES - TAG_BYTES;
+    if (!Number.isSafeInteger(padToBytes) || plaintext.length > room) throw new TypeError("the DRT is too long to back up in that size");
+    plaintext = Buffer.concat([plaintext, Buffer.alloc(room - plaintext.length)]);
+  }
   const salt = randomBytes(SALT_BYTES);
   const iv = randomBytes(IV_BYTES);
-  const header = Buffer.concat([Buffer.from(MAGIC), Buffer.from([VERSION, KDF_SCRYPT, params.log2N, params.r, params.p]), salt, iv]);
+  const version = padToBytes === void 0 ? VERSION : VERSION_PADDED;
+  const header = Buffer.concat([Buffer.from(MAGIC), Buffer.from([version, KDF_SCRYPT, params.log2N, params.r, params.p]), salt, iv]);
   const key = await deriveKey(accessCode, salt, params);
   const cipher = createCipheriv("aes-256-gcm", key, iv);
   cipher.setAAD(header);
-  const ciphertext = Buffer.concat([cipher.update(drt, "utf8"), cipher.final(), cipher.getAuthTag()]);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
   if (header.length + ciphertext.length > MAX_BACKUP_BYTES) throw new TypeError("the DRT is too long to back up");
   return new Uint8Array(Buffer.concat([header, ciphertext]));
 }
@@ -1084,7 +1093,7 @@ function readBackupHeader(blob) {
   if (!(blob instanceof Uint8Array) || blob.length < HEADER_BYTES + TAG_BYTES + 1 || blob.length > MAX_BACKUP_BYTES) {
     throw new ClientError("backup_invalid");
   }
-  if (MAGIC.some((byte, i) => blob[i] !== byte) || blob[4] !== VERSION || blob[5] !== KDF_SCRYPT) {
+  if (MAGIC.some((byte, i) => blob[i] !== byte) || blob[4] !== VERSION && blob[4] !== VERSION_PADDED || blob[5] !== KDF_SCRYPT) {
     throw new ClientError("backup_invalid");
   }
   const params = { log2N: blob[6], r: blob[7], p: blob[8] };
@@ -1108,8 +1117,11 @@ async function openBackup(blob, accessCode) {
   } catch {
     throw new ClientError("backup_wrong_code");
   }
+  const end = blob[4] === VERSION_PADDED ? plaintext.indexOf(0) : plaintext.length;
+  const drt = plaintext.subarray(0, end === -1 ? plaintext.length : end);
+  if (drt.length === 0 || drt.includes(0) || plaintext.subarray(drt.length).some((byte) => byte !== 0)) throw new ClientError("backup_invalid");
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(plaintext);
+    return new TextDecoder("utf-8", { fatal: true }).decode(drt);
   } catch {
     throw new ClientError("backup_invalid");
   }
@@ -1130,7 +1142,7 @@ function generateAccessCode() {
 }
 
 // client/flows.ts
-import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
+import { createHash as createHash4, randomBytes as randomBytes2 } from "node:crypto";
 
 // client/http.ts
 var NETWORK_FAILURE_MESSAGES = Object.freeze({
@@ -1276,7 +1288,7 @@ import {
   createCipheriv as createCipheriv2,
   createDecipheriv as createDecipheriv2,
   createECDH,
-  createHash as createHash2,
+  createHash as createHash3,
   createHmac,
   createPublicKey as createPublicKey2,
   generateKeyPairSync
@@ -1517,7 +1529,7 @@ var L_RESPONSE_NONCE = ascii("nonce");
 var SUITE_BYTES = Uint8Array.of(KEM_ID >> 8, KEM_ID & 255, KDF_ID >> 8, KDF_ID & 255, AEAD_ID >> 8, AEAD_ID & 255);
 function keyIdOf(publicKeySpki) {
   requireBytes(publicKeySpki, "publicKeySpki");
-  return own(createHash2("sha256").update(publicKeySpki).digest().subarray(0, KEY_ID_BYTES));
+  return own(createHash3("sha256").update(publicKeySpki).digest().subarray(0, KEY_ID_BYTES));
 }
 function opConstants(keyId, op) {
   if (op !== "assign" && op !== "refresh") throw new TypeError('op must be "assign" or "refresh"');
@@ -1762,7 +1774,7 @@ async function attestWith(parent, trust) {
     throw error;
   }
   if (attestation.publicKey === null) throw new ClientError("attestation_failed", false, "public_key_missing");
-  if (!bytesEqual2(new Uint8Array(createHash3("sha256").update(jwks).digest()), jwksSha256)) {
+  if (!bytesEqual2(new Uint8Array(createHash4("sha256").update(jwks).digest()), jwksSha256)) {
     throw new ClientError("jwks_mismatch");
   }
   if (trust.mCommit !== void 0 && !bytesEqual2(mCommit, trust.mCommit)) {
@@ -1822,10 +1834,10 @@ async function refresh(options, client = parentOf(options)) {
 }
 
 // client/manifest.ts
-import { createHash as createHash4 } from "node:crypto";
+import { createHash as createHash5 } from "node:crypto";
 var PCR_HEX = /^(?:[0-9a-f]{64}|[0-9a-f]{96}|[0-9a-f]{128})$/i;
 function sha384(text) {
-  return new Uint8Array(createHash4("sha384").update(text, "ascii").digest());
+  return new Uint8Array(createHash5("sha384").update(text, "ascii").digest());
 }
 var DEV_PCRS = Object.freeze({
   pcr0: sha384("dev-pcr0"),
@@ -1871,7 +1883,7 @@ function parseManifest(text) {
 }
 
 // protocol/blind-rsa.ts
-import { KeyObject as KeyObject2, constants, createHash as createHash5, createPublicKey as createPublicKey3, publicEncrypt, privateDecrypt, randomBytes as randomBytes3, verify as verifySignature } from "node:crypto";
+import { KeyObject as KeyObject2, constants, createHash as createHash6, createPublicKey as createPublicKey3, publicEncrypt, privateDecrypt, randomBytes as randomBytes3, verify as verifySignature } from "node:crypto";
 
 // protocol/privacypass-error.ts
 var PRIVACY_PASS_ERROR_MESSAGES = Object.freeze({
@@ -1981,7 +1993,7 @@ function decodePublicKey(spki) {
   return publicKey(new Uint8Array(spki), n.value, e.value);
 }
 function sha3842(...parts) {
-  const hash = createHash5("sha384");
+  const hash = createHash6("sha384");
   for (const part of parts) hash.update(part);
   return new Uint8Array(hash.digest());
 }
@@ -2048,7 +2060,7 @@ function verify2(key, msg, sig) {
 }
 
 // protocol/privacypass.ts
-import { createHash as createHash6 } from "node:crypto";
+import { createHash as createHash7 } from "node:crypto";
 var TOKEN_TYPE_BLIND_RSA = 2;
 var NK = 256;
 var NONCE_LENGTH = 32;
@@ -2059,7 +2071,7 @@ var TOKEN_REQUEST_LENGTH = 2 + 1 + NK;
 var TOKEN_LENGTH = 2 + NONCE_LENGTH + CHALLENGE_DIGEST_LENGTH + TOKEN_KEY_ID_LENGTH + NK;
 var MAX_HEADER_LENGTH = 8192;
 function sha256(bytes) {
-  return new Uint8Array(createHash6("sha256").update(bytes).digest());
+  return new Uint8Array(createHash7("sha256").update(bytes).digest());
 }
 function copy(bytes) {
   return new Uint8Array(bytes);
@@ -2379,7 +2391,7 @@ function decodeIssuerDirectory(text) {
 }
 
 // client/privacy-pass.ts
-import { createHash as createHash7, randomInt as randomInt2, timingSafeEqual as timingSafeEqual2 } from "node:crypto";
+import { createHash as createHash8, randomInt as randomInt2, timingSafeEqual as timingSafeEqual2 } from "node:crypto";
 
 // protocol/privacypass-issuance.ts
 import { randomBytes as randomBytes4, timingSafeEqual } from "node:crypto";
@@ -2887,7 +2899,7 @@ function attestationReport(a, pcrsChecked) {
     digest: a.digest,
     pcrs,
     pcrsChecked,
-    rootSha256: createHash8("sha256").update(a.cabundle[0]).digest("hex"),
+    rootSha256: createHash9("sha256").update(a.cabundle[0]).digest("hex"),
     publicKey: hex3(a.publicKey),
     userData: describeUserData(a.userData),
     nonce: hex3(a.nonce)
@@ -3052,7 +3064,7 @@ names the failed check and exits 1.
     async run(ctx) {
       const enclave = await attest(connect(ctx));
       const report = attestationReport(enclave.attestation, true);
-      const jwksSha256 = createHash8("sha256").update(enclave.jwks).digest("hex");
+      const jwksSha256 = createHash9("sha256").update(enclave.jwks).digest("hex");
       const keys = JSON.parse(Buffer.from(enclave.jwks).toString("utf8")).keys.map((k) => k.kid);
       print(ctx, { ...report, jwksSha256, datKeys: keys }, [
         ...attestationLines(report),
@@ -3076,7 +3088,7 @@ ${TRUST_HELP}`,
       const out = checkWritable(ctx, "out");
       const connection = connect(ctx);
       const enclave = await attest({ ...connection, trust: { ...connection.trust, mCommit } });
-      const jwksSha256 = createHash8("sha256").update(enclave.jwks).digest("hex");
+      const jwksSha256 = createHash9("sha256").update(enclave.jwks).digest("hex");
       const keys = JSON.parse(Buffer.from(enclave.jwks).toString("utf8")).keys.map((k) => k.kid);
       if (out !== void 0 && !writePublic(ctx.io, out, enclave.jwks)) throw new UsageError("cannot write --out");
       const mCommitHex = Buffer.from(mCommit).toString("hex");

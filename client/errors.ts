@@ -17,6 +17,7 @@ export const LOCAL_ERROR_MESSAGES = Object.freeze({
   reservation_mismatch: 'The reservation time does not match the refresh token.',
   backup_wrong_code: 'The backup could not be opened: wrong access code or altered backup.',
   backup_invalid: 'The backup is malformed or uses unsupported parameters.',
+  backup_code_invalid: 'The backup code is mistyped or is not a backup code.',
   manifest_invalid: 'The PCR manifest is malformed.',
   manifest_empty: 'manifest has no PCR values yet (no Docker build has run)',
   token_keys_invalid: 'The pinned token-keys configuration is malformed.',

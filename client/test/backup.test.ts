@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { createCipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
+  BACKUP_CODE_CHARS,
   DEFAULT_SCRYPT_PARAMS,
+  decodeBackupCode,
   decodeBackupText,
+  encodeBackupCode,
   encodeBackupText,
   generateAccessCode,
   openBackup,
@@ -21,10 +24,10 @@ function isCode(code: string) {
 }
 
 /** Builds a backup by following the format comment in backup.ts, independently of sealBackup. */
-function handMade(plaintext: Uint8Array, accessCode: string, log2N: number, r: number, p: number): Uint8Array {
+function handMade(plaintext: Uint8Array, accessCode: string, log2N: number, r: number, p: number, version = 1): Uint8Array {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
-  const header = Buffer.concat([Buffer.from('DIPB'), Buffer.from([1, 1, log2N, r, p]), salt, iv]);
+  const header = Buffer.concat([Buffer.from('DIPB'), Buffer.from([version, 1, log2N, r, p]), salt, iv]);
   const key = scryptSync(Buffer.from(accessCode.normalize('NFKC'), 'utf8'), salt, 32, { N: 2 ** log2N, r, p, maxmem: 1 << 30 });
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(header);
@@ -141,5 +144,97 @@ describe('DRT backup', () => {
     const a = generateAccessCode();
     assert.match(a, /^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){4}$/);
     assert.notEqual(a, generateAccessCode());
+  });
+});
+
+describe('a padded backup (version 0x02), as the DIP service stores it', () => {
+  const SIZE = 4096;
+  const ROOM = SIZE - 37 - 16; // header and tag
+
+  it('is exactly the size asked for whatever the DRT\'s length, and opens to the DRT', async () => {
+    const short = await sealBackup(DRT, CODE, FAST, SIZE);
+    const long = await sealBackup(`${DRT}${'A'.repeat(900)}`, CODE, FAST, SIZE);
+    assert.equal(short.length, SIZE, 'a short DRT');
+    assert.equal(long.length, SIZE, 'a long DRT');
+    assert.equal(short[4], 2, 'version 0x02');
+    assert.equal(await openBackup(short, CODE), DRT, 'the padding is removed');
+  });
+
+  it(`takes a DRT of exactly ${ROOM} bytes and refuses one of ${ROOM + 1}`, async () => {
+    const fits = 'x'.repeat(ROOM);
+    assert.equal(await openBackup(await sealBackup(fits, CODE, FAST, SIZE), CODE), fits, 'the largest DRT that fits');
+    await assert.rejects(sealBackup(`${fits}x`, CODE, FAST, SIZE), TypeError, 'one byte more');
+    await assert.rejects(sealBackup(DRT, CODE, FAST, 12.5), TypeError, 'a size that is not an integer');
+  });
+
+  it('refuses to seal a DRT holding a 0x00 byte, which the padding could not tell apart', async () => {
+    await assert.rejects(sealBackup(`${DRT}\0`, CODE, FAST, SIZE), TypeError);
+  });
+
+  it('a hand-made version 0x02 opens; bytes other than 0x00 after the padding or nothing before it are backup_invalid', async () => {
+    const drt = new TextEncoder().encode(DRT);
+    const padded = (tail: number[]) => handMade(new Uint8Array([...drt, ...tail]), CODE, 14, 1, 1, 2);
+    assert.equal(await openBackup(padded([0, 0, 0]), CODE), DRT, 'padded by another implementation');
+    assert.equal(await openBackup(padded([]), CODE), DRT, 'no padding needed');
+    await assert.rejects(openBackup(padded([0, 0x41]), CODE), isCode('backup_invalid'), 'junk after the padding');
+    await assert.rejects(openBackup(handMade(new Uint8Array(8), CODE, 14, 1, 1, 2), CODE), isCode('backup_invalid'), 'padding only');
+    await assert.rejects(openBackup(handMade(new Uint8Array([...drt, 0]), CODE, 14, 1, 1, 1), CODE), isCode('backup_invalid'), 'a 0x00 in a version 0x01 backup');
+  });
+});
+
+describe('the backup code (id + access code + check, in Crockford base32)', () => {
+  const ID = new Uint8Array(createHash('sha256').update('backup id').digest());
+  const ACCESS = '7K2M-ABCD-EFGH-JKMN-PQRS';
+  const code = encodeBackupCode(ID, ACCESS);
+
+  it('is 19 groups of four characters and reads back to the same id and access code', () => {
+    assert.match(code, /^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){18}$/, 'groups of four');
+    assert.equal(code.replaceAll('-', '').length, BACKUP_CODE_CHARS, `${BACKUP_CODE_CHARS} characters`);
+    assert.ok(code.replaceAll('-', '').includes(ACCESS.replaceAll('-', '')), 'the access code is in it as generated');
+    assert.deepEqual(decodeBackupCode(code), { id: ID, accessCode: ACCESS }, 'round trip');
+    for (const id of [new Uint8Array(32), new Uint8Array(32).fill(0xff)]) assert.deepEqual(decodeBackupCode(encodeBackupCode(id, ACCESS)).id, id, 'extreme ids');
+  });
+
+  it('is read as typed: any case, spaces or no separators, O for 0 and I or L for 1', () => {
+    const plain = code.replaceAll('-', '');
+    const typed = [code.toLowerCase(), plain, code.replaceAll('-', ' '), ` ${code}\n`, code.replaceAll('0', 'O').replaceAll('1', 'l')];
+    for (const text of typed) assert.deepEqual(decodeBackupCode(text), { id: ID, accessCode: ACCESS }, JSON.stringify(text.slice(0, 12)));
+  });
+
+  it('any one character changed is caught as backup_code_invalid', () => {
+    const plain = code.replaceAll('-', '');
+    for (let at = 0; at < plain.length; at++) {
+      const other = plain[at] === 'Z' ? 'Y' : 'Z';
+      assert.throws(() => decodeBackupCode(plain.slice(0, at) + other + plain.slice(at + 1)), isCode('backup_code_invalid'), `position ${at}`);
+    }
+  });
+
+  it(`refuses ${BACKUP_CODE_CHARS - 1} or ${BACKUP_CODE_CHARS + 1} characters, characters outside the alphabet, and an id with its spare bits set`, () => {
+    const plain = code.replaceAll('-', '');
+    assert.throws(() => decodeBackupCode(plain.slice(1)), isCode('backup_code_invalid'), 'one short');
+    assert.throws(() => decodeBackupCode(`${plain}0`), isCode('backup_code_invalid'), 'one long');
+    assert.throws(() => decodeBackupCode(`U${plain.slice(1)}`), isCode('backup_code_invalid'), 'U is not in the alphabet');
+    assert.throws(() => decodeBackupCode(''), isCode('backup_code_invalid'), 'empty');
+    // The 52nd character carries the id's last 4 bits and one spare bit that must be 0; recompute
+    // the check so that only the spare bit is wrong.
+    const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+    const idChars = plain.slice(0, 51) + alphabet[alphabet.indexOf(plain[51]!) | 1];
+    const accessChars = plain.slice(52, 72);
+    const check = createHash('sha256').update(`dip backup code v1\0${idChars}${accessChars}`).digest();
+    const bits = (check[0]! << 16) | (check[1]! << 8) | check[2]!;
+    const checkChars = [19, 14, 9, 4].map((shift) => alphabet[(bits >>> shift) & 31]).join('');
+    assert.notEqual(idChars, plain.slice(0, 52), 'the spare bit was 0');
+    assert.throws(() => decodeBackupCode(idChars + accessChars + checkChars), isCode('backup_code_invalid'), 'spare bit set');
+    const spareClear = plain.slice(0, 72);
+    const fine = createHash('sha256').update(`dip backup code v1\0${spareClear.slice(0, 52)}${accessChars}`).digest();
+    const fineBits = (fine[0]! << 16) | (fine[1]! << 8) | fine[2]!;
+    assert.equal([19, 14, 9, 4].map((shift) => alphabet[(fineBits >>> shift) & 31]).join(''), plain.slice(72), 'the check as documented');
+  });
+
+  it('encoding refuses an id of 31 or 33 bytes and an access code not made by generateAccessCode', () => {
+    assert.throws(() => encodeBackupCode(new Uint8Array(31), ACCESS), TypeError);
+    assert.throws(() => encodeBackupCode(new Uint8Array(33), ACCESS), TypeError);
+    assert.throws(() => encodeBackupCode(ID, 'correct horse battery'), TypeError);
+    assert.throws(() => encodeBackupCode(ID, ACCESS.toLowerCase()), TypeError);
   });
 });
