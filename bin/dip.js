@@ -1233,7 +1233,7 @@ var ApiClient = class {
   /** One request; any status comes back. Only a network failure or an oversized body throws. */
   async send(path, init = {}) {
     try {
-      const response = await this.fetch(new URL(path, this.base), { ...init, redirect: "error", signal: AbortSignal.timeout(this.timeoutMs) });
+      const response = await this.fetch(new URL(path, this.base), { ...init, redirect: "manual", signal: AbortSignal.timeout(this.timeoutMs) });
       return { status: response.status, headers: response.headers, body: await readBody(response) };
     } catch (error) {
       if (error instanceof ClientError) throw error;

@@ -115,8 +115,8 @@ export async function fetchJwks(url: string, options: ParentOptions = {}): Promi
 /**
  * What the parent's API (SPEC §6) and the DIP service's (SPEC §11) have in common: one base URL,
  * answers read with a size cap, errors mapped to ClientError, the attestation and key routes and
- * refresh. Redirects are refused: the API never sends one, and following it would carry a sealed
- * request, or the service's token, to another place.
+ * refresh. Redirects are not followed (a 3xx is `http_failed`): the API never sends one, and
+ * following it would carry a sealed request, or the service's token, to another place.
  */
 export class ApiClient {
   protected readonly base: URL;
@@ -139,7 +139,8 @@ export class ApiClient {
   /** One request; any status comes back. Only a network failure or an oversized body throws. */
   protected async send(path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
     try {
-      const response = await this.fetch(new URL(path, this.base), { ...init, redirect: 'error', signal: AbortSignal.timeout(this.timeoutMs) });
+      // 'manual', not 'error': Node's fetch then fails the retry it makes of a 421 (key_unknown).
+      const response = await this.fetch(new URL(path, this.base), { ...init, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
       return { status: response.status, headers: response.headers, body: await readBody(response) };
     } catch (error) {
       // The network error's text may carry the URL; the fixed message and the cause's code never do.

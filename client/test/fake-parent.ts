@@ -8,7 +8,7 @@ import { encodeUserData } from '../../protocol/attestation-document.js';
 import { decodeBase64url, encodeBase64url } from '../../protocol/base64url.js';
 import { decodePaddedCbor, encodePaddedCbor, type CborMap } from '../../protocol/cbor.js';
 import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES, reservedUntilOf } from '../../protocol/limits.js';
-import { generateBootKey, openRequest, sealResponse, type SealedOp } from '../../protocol/hpke.js';
+import { generateBootKey, keyIdOf, openRequest, sealResponse, type SealedOp } from '../../protocol/hpke.js';
 import type { Trust } from '../flows.js';
 import { DEV_PCRS } from '../manifest.js';
 
@@ -50,8 +50,9 @@ export interface Tamper {
   /** The m_commit in user_data instead of M_COMMIT (an enclave handed another secret). */
   mCommit?: Uint8Array;
   /**
-   * The first N sealed requests get 421 key_unknown and the enclave "restarts" (a new boot key),
-   * as after an enclave restart or upgrade behind the parent (SPEC §6).
+   * The first N sealed requests to the current boot key get 421 key_unknown and the enclave
+   * "restarts" (a new boot key), as after an enclave restart or upgrade behind the parent (SPEC §6);
+   * a request sealed to an earlier boot key is key_unknown too, as the parent routes by key_id.
    */
   keyUnknown?: number;
 }
@@ -80,14 +81,17 @@ export function fakeParent(tamper: Tamper = {}, seen: { nonces: string[]; paths:
     }
     if (url.pathname === '/v1/keys') return new Response(JWKS, { status: 200 });
     if (tamper.error) return json(tamper.error.status, { error: { code: tamper.error.code, message: 'x' } });
+    const body = JSON.parse(String(init?.body)) as { ip?: string; request: string };
+    const op: SealedOp = url.pathname === '/v1/dip/assign' ? 'assign' : 'refresh';
+    const sealed = decodeBase64url(body.request)!;
+    // SPEC §6: a request sealed to a boot key no enclave holds any more is key_unknown, unopened.
+    if (Buffer.compare(sealed.subarray(1, 9), keyIdOf(bootKey.publicKeySpki)) !== 0) return json(421, { error: { code: 'key_unknown', message: 'x' } });
     if (keyUnknownLeft > 0) {
       keyUnknownLeft--;
       bootKey = generateBootKey();
       return json(421, { error: { code: 'key_unknown', message: 'x' } });
     }
-    const body = JSON.parse(String(init?.body)) as { ip?: string; request: string };
-    const op: SealedOp = url.pathname === '/v1/dip/assign' ? 'assign' : 'refresh';
-    const { plaintext, context } = openRequest(bootKey, op, decodeBase64url(body.request)!);
+    const { plaintext, context } = openRequest(bootKey, op, sealed);
     const fields = decodePaddedCbor(plaintext, REQUEST_PLAINTEXT_BYTES) as CborMap;
     const srt = decodeJwt(fields.get('srt') as string);
     const ip = body.ip!;
