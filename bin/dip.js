@@ -3,9 +3,10 @@
 
 // client/cli.ts
 import { accessSync, constants as constants2, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { setTimeout as sleepFor2 } from "node:timers/promises";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createHash as createHash9 } from "node:crypto";
+import { createHash as createHash10 } from "node:crypto";
 
 // protocol/cbor.ts
 import { Encoder } from "cbor-x";
@@ -1139,6 +1140,59 @@ var CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 function generateAccessCode() {
   const chars = Array.from({ length: 20 }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]);
   return [0, 4, 8, 12, 16].map((i) => chars.slice(i, i + 4).join("")).join("-");
+}
+var BACKUP_CODE_CHARS = 76;
+var ID_CHARS = 52;
+var ACCESS_CODE_CHARS = 20;
+var CHECK_CHARS = 4;
+var GENERATED_CODE = /^[0-9A-HJKMNP-TV-Z]{4}(?:-[0-9A-HJKMNP-TV-Z]{4}){4}$/;
+function toBase32(bytes) {
+  let out = "";
+  let value = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    value = (value << 8 | byte) & 4095;
+    bits += 8;
+    for (; bits >= 5; bits -= 5) out += CODE_ALPHABET[value >>> bits - 5 & 31];
+  }
+  return bits === 0 ? out : out + CODE_ALPHABET[value << 5 - bits & 31];
+}
+function fromBase32(text, length) {
+  const bytes = new Uint8Array(length);
+  let value = 0;
+  let bits = 0;
+  let at = 0;
+  for (const char of text) {
+    value = (value << 5 | CODE_ALPHABET.indexOf(char)) & 4095;
+    bits += 5;
+    if (bits >= 8) {
+      if (at === length) return null;
+      bytes[at++] = value >>> bits - 8 & 255;
+      bits -= 8;
+    }
+  }
+  return at === length && (value & (1 << bits) - 1) === 0 ? bytes : null;
+}
+function checkChars(idChars, accessChars) {
+  const digest = createHash2("sha256").update(`dip backup code v1\0${idChars}${accessChars}`).digest();
+  return toBase32(digest.subarray(0, 3)).slice(0, CHECK_CHARS);
+}
+function encodeBackupCode(id, accessCode) {
+  if (!(id instanceof Uint8Array) || id.length !== 32) throw new TypeError("a backup id is 32 bytes");
+  if (typeof accessCode !== "string" || !GENERATED_CODE.test(accessCode)) throw new TypeError("the access code must be one generateAccessCode made");
+  const idChars = toBase32(id);
+  const accessChars = accessCode.replaceAll("-", "");
+  const chars = idChars + accessChars + checkChars(idChars, accessChars);
+  return chars.match(/.{4}/g).join("-");
+}
+function decodeBackupCode(text) {
+  const chars = String(text).replace(/[\s-]/g, "").toUpperCase().replaceAll("O", "0").replace(/[IL]/g, "1");
+  if (chars.length !== BACKUP_CODE_CHARS || [...chars].some((char) => !CODE_ALPHABET.includes(char))) throw new ClientError("backup_code_invalid");
+  const idChars = chars.slice(0, ID_CHARS);
+  const accessChars = chars.slice(ID_CHARS, ID_CHARS + ACCESS_CODE_CHARS);
+  const id = fromBase32(idChars, 32);
+  if (id === null || chars.slice(ID_CHARS + ACCESS_CODE_CHARS) !== checkChars(idChars, accessChars)) throw new ClientError("backup_code_invalid");
+  return { id, accessCode: accessChars.match(/.{4}/g).join("-") };
 }
 
 // client/flows.ts
@@ -2633,6 +2687,159 @@ function readHidden(input, write, prompt) {
   });
 }
 
+// client/service-flows.ts
+import { createHash as createHash9, randomBytes as randomBytes5 } from "node:crypto";
+import { setTimeout as sleepFor } from "node:timers/promises";
+
+// client/service.ts
+var MAX_BACKUP_BLOB_BYTES = 4096;
+var BACKUP_ID_BYTES = 32;
+var OCTET_STREAM = "application/octet-stream";
+var PLACEHOLDER_REQUEST = (() => {
+  const bytes = new Uint8Array(SEALED_REQUEST_BYTES);
+  bytes[0] = SEALED_REQUEST_VERSION;
+  return encodeBase64url(bytes);
+})();
+function backupPath(id) {
+  if (!(id instanceof Uint8Array) || id.length !== BACKUP_ID_BYTES) throw new TypeError(`a backup id is ${BACKUP_ID_BYTES} bytes`);
+  return `v1/backup/${encodeBase64url(id)}`;
+}
+var ServiceClient = class extends ApiClient {
+  /**
+   * POST /v1/dip/assign without a token → the `WWW-Authenticate` value of the 401 `token_invalid`
+   * answer (SPEC §10), unchecked: the caller checks it against its pin before any token is used.
+   */
+  async challenge() {
+    const { status, headers, body } = await this.send("v1/dip/assign", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ request: PLACEHOLDER_REQUEST })
+    });
+    if (status !== 401) throw refusalOf(body);
+    const header = headers.get("www-authenticate");
+    if (header === null) throw new ClientError("challenge_unexpected", false, "missing");
+    return header;
+  }
+  /** POST /v1/dip/assign with `Authorization: PrivateToken token="…"`; the service chooses the IP. */
+  assign(request, authorization) {
+    return this.post("v1/dip/assign", { request: encodeBase64url(request) }, { authorization });
+  }
+  /** PUT /v1/backup/<id> → 204. Replaces what was stored under that id. */
+  async putBackup(id, blob) {
+    if (!(blob instanceof Uint8Array) || blob.length === 0 || blob.length > MAX_BACKUP_BLOB_BYTES) {
+      throw new TypeError(`a backup blob is 1..${MAX_BACKUP_BLOB_BYTES} bytes`);
+    }
+    const { status, body } = await this.send(backupPath(id), { method: "PUT", headers: { "content-type": OCTET_STREAM }, body: blob });
+    if (status !== 204) throw refusalOf(body);
+  }
+  /** GET /v1/backup/<id> → the blob; `not_found` when there is none. */
+  async getBackup(id) {
+    const blob = await this.call(backupPath(id));
+    if (blob.length === 0 || blob.length > MAX_BACKUP_BLOB_BYTES) throw new ClientError("http_failed");
+    return blob;
+  }
+  /** DELETE /v1/backup/<id> → 204; `not_found` when there is none. */
+  async deleteBackup(id) {
+    const { status, body } = await this.send(backupPath(id), { method: "DELETE" });
+    if (status !== 204) throw refusalOf(body);
+  }
+};
+
+// client/service-flows.ts
+function serviceOf(options) {
+  return new ServiceClient(options.url, {
+    ...options.fetch ? { fetch: options.fetch } : {},
+    ...options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}
+  });
+}
+var RetryWithSameTokenError = class extends ClientError {
+  retry = "same_token";
+  constructor(cause) {
+    super(cause.code, cause.fromServer, cause.detail);
+  }
+  toJSON() {
+    return { ...super.toJSON(), retry: "same_token" };
+  }
+};
+var TOKEN_GONE = /* @__PURE__ */ new Set(["token_spent", "token_invalid"]);
+function pinsAwsNitroRoot(trust) {
+  let der;
+  try {
+    der = typeof trust.root === "string" ? pemToDer(trust.root) : trust.root;
+  } catch {
+    return false;
+  }
+  return createHash9("sha256").update(der).digest("hex") === AWS_NITRO_ROOT_G1_SHA256;
+}
+async function assignThroughService(options) {
+  const { pinned, srt } = options;
+  if (options.token === void 0 === (options.issuer === void 0)) throw new TypeError("give a token or an issuer to get one from");
+  if (options.delayMs !== void 0 && (!Number.isSafeInteger(options.delayMs) || options.delayMs < 0)) throw new TypeError("delayMs must be an integer ≥ 0");
+  const service = serviceOf(options);
+  const challenge = await service.challenge();
+  const offered = checkChallenges(challenge, pinned);
+  let encoded;
+  if (options.token !== void 0) {
+    encoded = options.token.trim();
+    const { pinned: key } = verifySavedToken(encoded, pinned, pinnedChallenge(pinned));
+    if (!offered.includes(key)) throw new ClientError("token_invalid", false, "not_offered");
+  } else {
+    const issuer = options.issuer;
+    const issued = await getToken({
+      issuerUrl: issuer.url,
+      srt,
+      config: pinned,
+      challenge,
+      ...issuer.fetch ?? options.fetch ? { fetch: issuer.fetch ?? options.fetch } : {},
+      ...issuer.timeoutMs ? { timeoutMs: issuer.timeoutMs } : {}
+    });
+    encoded = issued.encoded;
+    await issuer.keepToken(encoded);
+  }
+  const now = (options.now ?? Date.now)();
+  const delay = options.delayMs ?? redemptionDelayMs({ development: !pinsAwsNitroRoot(options.trust), ...options.random ? { random: options.random } : {} });
+  const obtainedAt = Math.min(options.tokenObtainedAtMs ?? now, now);
+  const wait = Math.max(0, obtainedAt + delay - now);
+  if (wait > 0) await (options.sleep ?? sleepFor)(wait);
+  const authorization = `PrivateToken token="${encoded}"`;
+  const send = async (request) => {
+    try {
+      return await service.assign(request, authorization);
+    } catch (error) {
+      if (error instanceof ClientError && error.code !== "key_unknown" && !TOKEN_GONE.has(error.code)) throw new RetryWithSameTokenError(error);
+      throw error;
+    }
+  };
+  try {
+    return { ...await sealAndSend(service, options.trust, { op: "assign", srt }, send, void 0), redemptionDelayMs: wait };
+  } catch (error) {
+    if (error instanceof ClientError && error.code === "key_unknown" && !(error instanceof RetryWithSameTokenError)) throw new RetryWithSameTokenError(error);
+    throw error;
+  }
+}
+function refreshThroughService(options) {
+  return refresh(options, serviceOf(options));
+}
+async function pushBackup(options) {
+  if (typeof options.drt !== "string" || !isDrtShaped(options.drt)) throw new ClientError("token_unreadable");
+  const { id, accessCode } = options.backupCode !== void 0 ? decodeBackupCode(options.backupCode) : { id: new Uint8Array(randomBytes5(BACKUP_ID_BYTES)), accessCode: generateAccessCode() };
+  const blob = await sealBackup(options.drt, accessCode, options.scryptParams ?? DEFAULT_SCRYPT_PARAMS, MAX_BACKUP_BLOB_BYTES);
+  await serviceOf(options).putBackup(id, blob);
+  return { backupCode: encodeBackupCode(id, accessCode) };
+}
+async function pullBackup(options) {
+  const { id, accessCode } = decodeBackupCode(options.backupCode);
+  const drt = await openBackup(await serviceOf(options).getBackup(id), accessCode);
+  let claims;
+  try {
+    claims = readDrt(drt);
+  } catch {
+    throw new ClientError("backup_invalid");
+  }
+  const { kid: _kid, ...drtClaims } = claims;
+  return { drt, drtClaims };
+}
+
 // client/version.ts
 var DIP_VERSION = "0.1.0";
 
@@ -2665,6 +2872,7 @@ var PcrClientError = class extends ClientError {
 };
 var ENVIRONMENT = {
   url: "DIP_URL",
+  service: "DIP_SERVICE",
   root: "DIP_ROOT",
   "root-sha256": "DIP_ROOT_SHA256",
   manifest: "DIP_MANIFEST",
@@ -2687,13 +2895,15 @@ var PCR_OPTIONS = {
 var TRUST_OPTIONS = {
   ...PCR_OPTIONS,
   url: { type: "string" },
+  service: { type: "string" },
   dev: { type: "boolean" },
   "dev-dir": { type: "string" },
   timeout: { type: "string" }
 };
 var TOKEN_OUTPUTS = { "dat-out": { type: "string" }, "drt-out": { type: "string" } };
-var TRUST_HELP = `Trust (SPEC §7):
-  --url URL              the parent, e.g. http://127.0.0.1:8080 (required; or DIP_URL)
+var TRUST_HELP = `Where and what to trust (SPEC §7):
+  --service URL          the DIP service, the app's entry point, e.g. http://127.0.0.1:8081 (or DIP_SERVICE)
+  --url URL              or the parent, e.g. http://127.0.0.1:8080 (or DIP_URL); give one of the two
   --dev                  local stack: root from DIR/nsm-root.pem, the emulator's PCRs
                          (DIP_ROOT, DIP_ROOT_SHA256 and DIP_MANIFEST are then ignored)
   --dev-dir DIR          the development state directory (default .dev)
@@ -2851,9 +3061,17 @@ function trustOf(ctx) {
     ...age === void 0 ? {} : { maxAgeMs: age }
   };
 }
+function serverOf(ctx) {
+  const service = str(ctx.values, "service");
+  const url = str(ctx.values, "url");
+  if (service !== void 0 && url !== void 0) throw new UsageError(`give ${label(ctx, "service")} or ${label(ctx, "url")}, not both`);
+  if (service === void 0 && url === void 0) throw new UsageError("--service (the DIP service) or --url (a parent) is required");
+  const name = service === void 0 ? "url" : "service";
+  if (!/^https?:\/\/[^/]/.test(service ?? url)) throw new UsageError(`${label(ctx, name)} must be an http(s) URL`);
+  return { url: service ?? url, service: service !== void 0 };
+}
 function connect(ctx) {
-  const url = required(ctx.values, "url");
-  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`${label(ctx, "url")} must be an http(s) URL`);
+  const { url } = serverOf(ctx);
   const timeout = seconds(ctx.values, "timeout", 1);
   return {
     url,
@@ -2899,7 +3117,7 @@ function attestationReport(a, pcrsChecked) {
     digest: a.digest,
     pcrs,
     pcrsChecked,
-    rootSha256: createHash9("sha256").update(a.cabundle[0]).digest("hex"),
+    rootSha256: createHash10("sha256").update(a.cabundle[0]).digest("hex"),
     publicKey: hex3(a.publicKey),
     userData: describeUserData(a.userData),
     nonce: hex3(a.nonce)
@@ -2941,7 +3159,7 @@ function tokenOutputs(ctx) {
   }
   return { ...datOut === void 0 ? {} : { datOut }, ...drtOut === void 0 ? {} : { drtOut } };
 }
-function finishFlow(ctx, result, outputs) {
+function finishFlow(ctx, result, outputs, extra = { report: {}, lines: [] }) {
   const written = {
     dat: outputs.datOut !== void 0 && writeSecret(ctx.io, outputs.datOut, result.dat),
     drt: outputs.drtOut !== void 0 && writeSecret(ctx.io, outputs.drtOut, result.drt)
@@ -2957,10 +3175,12 @@ function finishFlow(ctx, result, outputs) {
     `DAT             verified against the attested JWKS; iss ${result.datClaims.iss}, expires ${iso(result.datClaims.exp)}`,
     `DRT             did ${result.drtClaims.did}, expires ${iso(result.drtClaims.exp)} (its signature only the enclave can check)`,
     written.dat ? `DAT written to  ${outputs.datOut}` : `dat             ${result.dat}`,
-    written.drt ? `DRT written to  ${outputs.drtOut}` : `drt             ${result.drt}`
+    written.drt ? `DRT written to  ${outputs.drtOut}` : `drt             ${result.drt}`,
+    ...extra.lines
   ];
   const report = {
     ...tokenReport(result),
+    ...extra.report,
     ...written.dat ? { datOut: outputs.datOut } : { dat: result.dat },
     ...written.drt ? { drtOut: outputs.drtOut } : { drt: result.drt }
   };
@@ -2983,16 +3203,19 @@ function accessCodeOf(ctx) {
   return text === "" ? void 0 : text;
 }
 async function promptedCode(ctx, confirm) {
+  const code = await promptedSecret(ctx, confirm ? "access code (empty: generate one): " : "access code: ", "access code");
+  if (code === void 0 || !confirm) return code;
+  if (await promptedSecret(ctx, "access code again: ", "access code") !== code) throw new UsageError("the two access codes differ");
+  return code;
+}
+async function promptedSecret(ctx, prompt, what) {
   const input = ctx.io.stdin;
   if (input?.isTTY !== true) return void 0;
-  const err = (text) => ctx.io.err(text);
   try {
-    const code = await readHidden(input, err, confirm ? "access code (empty: generate one): " : "access code: ");
-    if (code === "" || !confirm) return code === "" ? void 0 : code;
-    if (await readHidden(input, err, "access code again: ") !== code) throw new UsageError("the two access codes differ");
-    return code;
+    const text = await readHidden(input, (t) => ctx.io.err(t), prompt);
+    return text === "" ? void 0 : text;
   } catch (error) {
-    if (error instanceof PromptAborted) throw new UsageError("no access code given (the prompt was aborted)");
+    if (error instanceof PromptAborted) throw new UsageError(`no ${what} given (the prompt was aborted)`);
     throw error;
   }
 }
@@ -3004,6 +3227,19 @@ function pinnedIssuerOf(ctx) {
   const devDir = resolve(ctx.io.cwd, str(ctx.values, "dev-dir") ?? ".dev");
   const text = path !== void 0 ? readText(ctx.io, path, "--token-keys") : readText(ctx.io, resolve(devDir, "token-keys.json"), "the development token-keys.json (is `make dev` running?)");
   return parseTokenKeys(text);
+}
+function serviceUrlOf(ctx) {
+  const url = required(ctx.values, "service");
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`${label(ctx, "service")} must be an http(s) URL`);
+  const timeout = seconds(ctx.values, "timeout", 1);
+  return { url, ...ctx.io.fetch ? { fetch: ctx.io.fetch } : {}, ...timeout === void 0 ? {} : { timeoutMs: timeout * 1e3 } };
+}
+function usageOnBadCode(text, what) {
+  try {
+    decodeBackupCode(text);
+  } catch {
+    throw new UsageError(`${what} is not a backup code (mistyped?)`);
+  }
 }
 var TOKEN_KEYS_OPTIONS = { "token-keys": { type: "string" }, dev: { type: "boolean" }, "dev-dir": { type: "string" } };
 var TOKEN_KEYS_HELP = `  --token-keys FILE      the issuer keys this release pins: token-keys.json (SPEC §8)
@@ -3057,14 +3293,14 @@ names the failed check and exits 1.
     }
   },
   attest: {
-    usage: "dip attest --url URL (--dev | --manifest FILE | --pcr0 HEX --pcr1 HEX --pcr2 HEX) [--root PEM]",
+    usage: "dip attest (--service URL | --url URL) (--dev | --manifest FILE | --pcr0 HEX --pcr1 HEX --pcr2 HEX) [--root PEM]",
     summary: "fetch an attestation document with a fresh nonce, verify it and the JWKS it binds",
     help: TRUST_HELP,
     options: TRUST_OPTIONS,
     async run(ctx) {
       const enclave = await attest(connect(ctx));
       const report = attestationReport(enclave.attestation, true);
-      const jwksSha256 = createHash9("sha256").update(enclave.jwks).digest("hex");
+      const jwksSha256 = createHash10("sha256").update(enclave.jwks).digest("hex");
       const keys = JSON.parse(Buffer.from(enclave.jwks).toString("utf8")).keys.map((k) => k.kid);
       print(ctx, { ...report, jwksSha256, datKeys: keys }, [
         ...attestationLines(report),
@@ -3073,7 +3309,7 @@ names the failed check and exits 1.
     }
   },
   jwks: {
-    usage: "dip jwks --url URL (--manifest FILE | --dev | --pcr0 HEX --pcr1 HEX --pcr2 HEX) --m-commit HEX|B64URL [--out FILE]",
+    usage: "dip jwks (--service URL | --url URL) (--manifest FILE | --dev | --pcr0 HEX --pcr1 HEX --pcr2 HEX) --m-commit HEX|B64URL [--out FILE]",
     summary: "for VPN servers: take the DAT keys from a verified attestation whose m_commit is pinned",
     help: `Fetches an attestation document with a fresh nonce, verifies it (SPEC §7), checks that the JWKS
 beside it hashes to user_data.jwks_sha256 and that user_data.m_commit is the deployment's, and only
@@ -3088,7 +3324,7 @@ ${TRUST_HELP}`,
       const out = checkWritable(ctx, "out");
       const connection = connect(ctx);
       const enclave = await attest({ ...connection, trust: { ...connection.trust, mCommit } });
-      const jwksSha256 = createHash9("sha256").update(enclave.jwks).digest("hex");
+      const jwksSha256 = createHash10("sha256").update(enclave.jwks).digest("hex");
       const keys = JSON.parse(Buffer.from(enclave.jwks).toString("utf8")).keys.map((k) => k.kid);
       if (out !== void 0 && !writePublic(ctx.io, out, enclave.jwks)) throw new UsageError("cannot write --out");
       const mCommitHex = Buffer.from(mCommit).toString("hex");
@@ -3108,33 +3344,100 @@ DAT keys ${keys.join(", ")}
     }
   },
   assign: {
-    usage: "dip assign --url URL --srt FILE --ip IP (--dev | trust options) [--dat-out FILE] [--drt-out FILE]",
-    summary: "get a DAT and a DRT for IP (the DIP service chose it), sealed to the attested enclave",
-    help: `  --srt FILE             the subscription receipt token
-  --ip IP                the dedicated IP to bind
+    usage: "dip assign --service URL --token FILE --srt FILE (--dev | --token-keys FILE trust options) [--no-delay | --delay-ms N] [--dat-out FILE] [--drt-out FILE]\n       dip assign --url URL --ip IP --srt FILE (--dev | trust options) [--dat-out FILE] [--drt-out FILE]",
+    summary: "get a Dedicated IP: a DAT and a DRT sealed to the attested enclave, through the DIP service",
+    help: `Through the DIP service (--service): asks for its PrivateToken challenge and refuses one that
+differs from the pinned issuer's (nothing is sent then), checks the token of --token under the
+pinned keys, waits the redemption delay, attests, and redeems the token with the sealed assign;
+the service chooses the IP. A failure that leaves the token usable says so (retry: same_token):
+run the same command again later with the same --token — never get a new token.
+Against a parent (--url), the IP is given with --ip (what the DIP service does).
+  --srt FILE             the subscription receipt token (sealed to the enclave)
+  --token FILE           with --service: a Privacy Pass token as \`dip token get\` wrote it
+  --token-keys FILE      with --service: the issuer keys this release pins (--dev: DIR/token-keys.json)
+  --no-delay             with --service: redeem at once
+  --delay-ms N           with --service: redeem N ms after the token file was written
+                         Default: a random delay of 1–24 h counted from when the token file was
+                         written (dip token get), when the root is AWS Nitro Enclaves Root-G1;
+                         none with any other root (--dev, or a development --root/DIP_ROOT)
+  --ip IP                with --url: the dedicated IP to bind
 ${OUTPUT_HELP}
 ${TRUST_HELP}`,
-    options: { ...TRUST_OPTIONS, ...TOKEN_OUTPUTS, srt: { type: "string" }, ip: { type: "string" } },
+    options: {
+      ...TRUST_OPTIONS,
+      ...TOKEN_OUTPUTS,
+      srt: { type: "string" },
+      ip: { type: "string" },
+      token: { type: "string" },
+      "token-keys": { type: "string" },
+      "no-delay": { type: "boolean" },
+      "delay-ms": { type: "string" }
+    },
     async run(ctx) {
+      const server = serverOf(ctx);
+      const only = (names, where) => {
+        for (const name of names) if (ctx.values[name] !== void 0) throw new UsageError(`--${name} goes with ${where}`);
+      };
+      if (!server.service) {
+        only(["token", "token-keys", "no-delay", "delay-ms"], "--service (the DIP service)");
+        const srt2 = readText(ctx.io, required(ctx.values, "srt"), "--srt").trim();
+        const ip = required(ctx.values, "ip");
+        const outputs2 = tokenOutputs(ctx);
+        finishFlow(ctx, await assign({ ...connect(ctx), srt: srt2, ip }), outputs2);
+        return;
+      }
+      only(["ip"], "--url (a parent): the DIP service chooses the IP");
+      if (ctx.values["no-delay"] === true && ctx.values["delay-ms"] !== void 0) throw new UsageError("give --no-delay or --delay-ms, not both");
+      const delayText = str(ctx.values, "delay-ms");
+      const delayMs = ctx.values["no-delay"] === true ? 0 : delayText === void 0 ? void 0 : integer(delayText, "delay-ms", 0);
       const srt = readText(ctx.io, required(ctx.values, "srt"), "--srt").trim();
-      const ip = required(ctx.values, "ip");
+      const tokenPath = required(ctx.values, "token");
+      const token = readText(ctx.io, tokenPath, "--token").trim();
+      if (token === "" || /\s/.test(token)) throw new UsageError("--token must hold one token");
+      const obtainedAt = statSync(resolve(ctx.io.cwd, tokenPath)).mtimeMs;
+      const pinned = pinnedIssuerOf(ctx);
       const outputs = tokenOutputs(ctx);
-      finishFlow(ctx, await assign({ ...connect(ctx), srt, ip }), outputs);
+      const connection = connect(ctx);
+      const now = ctx.io.now ?? Date.now;
+      const result = await assignThroughService({
+        ...connection,
+        srt,
+        pinned,
+        token,
+        tokenObtainedAtMs: Math.floor(obtainedAt),
+        ...delayMs === void 0 ? {} : { delayMs },
+        ...ctx.io.random ? { random: ctx.io.random } : {},
+        now,
+        sleep: async (ms) => {
+          const until = new Date(now() + ms).toISOString();
+          if (!ctx.json) ctx.io.err(`redemption delay: waiting ${Math.ceil(ms / 1e3)} s, until ${until} (--no-delay skips it)
+`);
+          await (ctx.io.sleep ?? sleepFor2)(ms);
+        }
+      });
+      finishFlow(ctx, result, outputs, {
+        report: { redemptionDelaySeconds: Math.ceil(result.redemptionDelayMs / 1e3) },
+        lines: [`redeemed after  a delay of ${Math.ceil(result.redemptionDelayMs / 1e3)} s`]
+      });
     }
   },
   refresh: {
-    usage: "dip refresh --url URL --srt FILE --drt FILE (--dev | trust options) [--dat-out FILE] [--drt-out FILE]",
+    usage: "dip refresh (--service URL | --url URL) --srt FILE --drt FILE (--dev | trust options) [--dat-out FILE] [--drt-out FILE]",
     summary: "get a new DAT and DRT for the IP of a DRT",
-    help: `  --srt FILE             the subscription receipt token
+    help: `Through the DIP service (--service), which checks that it still reserves the DRT's IP
+(ip_unavailable otherwise), or against a parent (--url).
+  --srt FILE             the subscription receipt token
   --drt FILE             the refresh token (--drt-out may name the same file to replace it)
 ${OUTPUT_HELP}
 ${TRUST_HELP}`,
     options: { ...TRUST_OPTIONS, ...TOKEN_OUTPUTS, srt: { type: "string" }, drt: { type: "string" } },
     async run(ctx) {
+      const { service } = serverOf(ctx);
       const srt = readText(ctx.io, required(ctx.values, "srt"), "--srt").trim();
       const drt = readText(ctx.io, required(ctx.values, "drt"), "--drt").trim();
       const outputs = tokenOutputs(ctx);
-      finishFlow(ctx, await refresh({ ...connect(ctx), srt, drt }), outputs);
+      const options = { ...connect(ctx), srt, drt };
+      finishFlow(ctx, await (service ? refreshThroughService(options) : refresh(options)), outputs);
     }
   },
   "backup seal": {
@@ -3191,6 +3494,70 @@ A wrong code and an altered backup both fail with backup_wrong_code.`,
 ` : `${drt}
 `);
       if (out !== void 0 && !written) throw new ReportedFailure("cannot write --out; the DRT is printed instead, keep it");
+    }
+  },
+  "backup push": {
+    usage: "dip backup push --service URL --drt FILE [--out FILE] [--code-file FILE]",
+    summary: "store a DRT backup at the DIP service; prints the backup code a second device needs",
+    help: `Seals the DRT under a generated access code (scrypt N=2^17, r=8, p=1 + AES-256-GCM), padded to
+exactly 4096 bytes so its length says nothing, and stores it at the service under a random 32-byte
+id. The backup code (76 characters in groups of four) holds the id, the access code and a check;
+the service only ever sees the id. Keep the code secret: with it, \`dip backup pull\` recovers the DRT.
+  --service URL          the DIP service (or DIP_SERVICE)
+  --drt FILE             the refresh token to back up
+  --out FILE             write the backup code there (mode 600) instead of printing it
+  --code-file FILE       replace the backup of the backup code in FILE (e.g. after a refresh)
+  --timeout SECONDS      per-request deadline (default 30)`,
+    options: { service: { type: "string" }, drt: { type: "string" }, out: { type: "string" }, "code-file": { type: "string" }, timeout: { type: "string" } },
+    async run(ctx) {
+      const service = serviceUrlOf(ctx);
+      const drt = readText(ctx.io, required(ctx.values, "drt"), "--drt").trim();
+      if (!isDrtShaped(drt)) throw new UsageError("--drt is not a DRT (a compact JWS with typ drt+jwt)");
+      const codeFile = str(ctx.values, "code-file");
+      const previous = codeFile === void 0 ? void 0 : readText(ctx.io, codeFile, "--code-file").trim();
+      if (previous !== void 0) usageOnBadCode(previous, "--code-file");
+      const out = checkWritable(ctx, "out");
+      const { backupCode } = await pushBackup({ ...service, drt, ...previous === void 0 ? {} : { backupCode: previous } });
+      const written = out !== void 0 && writeSecret(ctx.io, out, backupCode);
+      if (ctx.json) print(ctx, written ? { out } : { backupCode }, []);
+      else ctx.io.out(written ? `backup code written to ${out}
+` : `backup code  ${backupCode}
+(keep it secret; on another device: dip backup pull --service URL)
+`);
+      if (out !== void 0 && !written) throw new ReportedFailure("cannot write --out; the backup code is printed instead, keep it");
+    }
+  },
+  "backup pull": {
+    usage: "dip backup pull --service URL (--code CODE | --code-file FILE) [--drt-out FILE]",
+    summary: "on a second device: fetch the DRT backup of a backup code from the DIP service",
+    help: `Reads the backup code (a mistyped one is caught before anything is sent), fetches the backup
+stored under its id, opens it with its access code and checks that it holds a DRT.
+  --service URL          the DIP service (or DIP_SERVICE)
+  --code CODE            the backup code; also DIP_BACKUP_CODE; on a terminal, a hidden prompt
+  --code-file FILE       read the backup code from a file
+  --drt-out FILE         write the DRT there (mode 600) instead of printing it
+  --timeout SECONDS      per-request deadline (default 30)`,
+    options: { service: { type: "string" }, code: { type: "string" }, "code-file": { type: "string" }, "drt-out": { type: "string" }, timeout: { type: "string" } },
+    async run(ctx) {
+      const service = serviceUrlOf(ctx);
+      const out = checkWritable(ctx, "drt-out");
+      const file = str(ctx.values, "code-file");
+      const flag = str(ctx.values, "code");
+      if (file !== void 0 && flag !== void 0) throw new UsageError("give --code or --code-file, not both");
+      const given = file !== void 0 ? readText(ctx.io, file, "--code-file").trim() : flag ?? ctx.io.env["DIP_BACKUP_CODE"];
+      const backupCode = given === void 0 || given === "" ? await promptedSecret(ctx, "backup code: ", "backup code") : given;
+      if (backupCode === void 0) throw new UsageError("--code, --code-file or DIP_BACKUP_CODE is required");
+      usageOnBadCode(backupCode, file !== void 0 ? "--code-file" : flag !== void 0 ? "--code" : "the backup code");
+      const { drt, drtClaims } = await pullBackup({ ...service, backupCode });
+      const written = out !== void 0 && writeSecret(ctx.io, out, drt);
+      const iso = (seconds2) => new Date(seconds2 * 1e3).toISOString();
+      const report = { ip: drtClaims.ip, did: drtClaims.did, exp: drtClaims.exp };
+      if (ctx.json) print(ctx, { ...written ? { drtOut: out } : { drt }, drtClaims: report }, []);
+      else ctx.io.out(`${written ? `DRT written to  ${out}` : `drt             ${drt}`}
+ip              ${drtClaims.ip}
+expires         ${iso(drtClaims.exp)} (refresh before then)
+`);
+      if (out !== void 0 && !written) throw new ReportedFailure("cannot write --drt-out; the DRT is printed instead, keep it");
     }
   },
   "verify-dat": {
@@ -3363,7 +3730,8 @@ Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`).join("\n")}
 
 Every command takes --json (every outcome, errors included, is then one JSON object on stdout).
-Environment: DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_M_COMMIT, DIP_ACCESS_CODE; flags win.
+Environment: DIP_SERVICE, DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_M_COMMIT, DIP_ACCESS_CODE,
+DIP_BACKUP_CODE; flags win.
 Exit status: 0 ok, 1 a check failed or the server refused, 2 usage.
 `;
 }
@@ -3386,9 +3754,22 @@ function hintOf(error, options) {
       return "at" in options ? "a certificate of the chain is not valid now; give --at UNIX_SECONDS to verify as of the document's time" : "a certificate of the chain is not valid now; check this machine's clock";
     case "stale":
       return "at" in options ? "the document is older than --max-age SECONDS (default 300); raise --max-age, or give --at UNIX_SECONDS" : "the document is older than --max-age SECONDS (default 300); raise --max-age or check the clocks";
-    default:
-      return error.code === "http_failed" && error.detail !== void 0 && Object.hasOwn(NETWORK_FAILURE_MESSAGES, error.detail) ? NETWORK_FAILURE_MESSAGES[error.detail] : void 0;
+    default: {
+      const network = error.code === "http_failed" && error.detail !== void 0 && Object.hasOwn(NETWORK_FAILURE_MESSAGES, error.detail) ? NETWORK_FAILURE_MESSAGES[error.detail] : void 0;
+      const service = serviceHintOf(error);
+      return network === void 0 ? service : service === void 0 ? network : `${network}; ${service}`;
+    }
   }
+}
+function serviceHintOf(error) {
+  if (error instanceof RetryWithSameTokenError) {
+    return "the token is not lost: run the same command again later with the same --token (never get a new token)";
+  }
+  if (error.code === "challenge_unexpected") return "the service asks for tokens this release does not pin; nothing was sent";
+  if (error.code === "token_spent" && error.fromServer) return "this token was redeemed already";
+  if (error.code === "token_invalid" && error.detail === "not_offered") return "the service no longer takes tokens under this key; nothing was sent";
+  if (error.code === "ip_unavailable") return "the service no longer reserves the IP of this DRT";
+  return void 0;
 }
 function errorJson(error, options) {
   const hint = hintOf(error, options);
@@ -3417,17 +3798,19 @@ function defaultIo() {
 function applyEnvironment(values, options, env) {
   const fromEnv = /* @__PURE__ */ new Set();
   const pcrFlags = ["pcr0", "pcr1", "pcr2"].some((name) => values[name] !== void 0);
+  const serverFlags = { url: values["url"] !== void 0, service: values["service"] !== void 0 };
   for (const [name, variable] of Object.entries(ENVIRONMENT)) {
     const value = env[variable];
     if (!(name in options) || values[name] !== void 0 || value === void 0 || value === "") continue;
-    if (name !== "url" && name !== "m-commit" && values["dev"] === true) continue;
+    if (name !== "url" && name !== "service" && name !== "m-commit" && values["dev"] === true) continue;
+    if (name === "url" && serverFlags.service || name === "service" && serverFlags.url) continue;
     if (name === "manifest" && pcrFlags) continue;
     values[name] = value;
     fromEnv.add(name);
   }
   return fromEnv;
 }
-var GROUPS = { backup: ["seal", "open"], token: ["get", "verify"] };
+var GROUPS = { backup: ["seal", "open", "push", "pull"], token: ["get", "verify"] };
 function route(argv) {
   const first = argv.find((arg) => arg !== "--json");
   if (first === void 0) return { top: "none" };

@@ -1,11 +1,12 @@
 // The `dip` command line (issue 4 §4, issue 9, issue 10): verify attestation documents and DATs,
 // take a VPN server's JWKS from a verified attestation whose m_commit is pinned, run the assign and
-// refresh flows against a parent, back up a DRT, get and verify Privacy Pass tokens (issue 11),
-// mint development SRTs. Every command has --help and --json (then every outcome is one JSON object
+// refresh flows through the DIP service (issue 12) or against a parent, back up a DRT (locally or
+// at the service), get and verify Privacy Pass tokens (issue 11), mint development SRTs. Every command has --help and --json (then every outcome is one JSON object
 // on stdout). Exit codes: 0 ok, 1 a check failed or the server refused, 2 a usage mistake. A token
 // the enclave or the issuer issued is never lost.
 
 import { accessSync, constants, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createHash } from 'node:crypto';
@@ -14,7 +15,7 @@ import { decodeBase64url } from '../protocol/base64url.js';
 import { isCanonicalIp } from '../protocol/ip.js';
 import { isSubscriptionId } from '../protocol/text.js';
 import { AWS_NITRO_ROOT_G1_SHA256, PcrMismatchError, verifyAttestation, type VerifiedAttestation } from './attestation.js';
-import { decodeBackupText, encodeBackupText, generateAccessCode, openBackup, sealBackup } from './backup.js';
+import { decodeBackupCode, decodeBackupText, encodeBackupText, generateAccessCode, openBackup, sealBackup } from './backup.js';
 import { ClientError } from './errors.js';
 import { assign, attest, refresh, type DipTokens, type Trust } from './flows.js';
 import { NETWORK_FAILURE_MESSAGES, fetchJwks, type Fetch } from './http.js';
@@ -23,6 +24,7 @@ import { decodePaddedBase64url } from '../protocol/privacypass-http.js';
 import { TokenChallenge } from '../protocol/privacypass.js';
 import { getToken, parseTokenKeys, redemptionDelayMs, verifySavedToken, type PinnedIssuer } from './privacy-pass.js';
 import { PromptAborted, readHidden, type PromptInput } from './prompt.js';
+import { RetryWithSameTokenError, assignThroughService, pullBackup, pushBackup, refreshThroughService } from './service-flows.js';
 import { isDrtShaped, mintDevSrt, parseDevIssuer, readSrt, verifyDat } from './tokens.js';
 import { DIP_VERSION } from './version.js';
 import { parseCertificate, pemToDer } from './x509.js';
@@ -53,6 +55,12 @@ export interface CliIo {
   fetch?: Fetch;
   /** Where a hidden prompt reads the access code when it is a TTY; default process.stdin. */
   stdin?: PromptInput;
+  /** Injected by tests so that the redemption delay is seen, never waited; default a timer. */
+  sleep?: (ms: number) => Promise<void>;
+  /** ms since the epoch; default Date.now. */
+  now?: () => number;
+  /** The redemption delay's draw, a uniform integer in [0, bound); tests pass seededRandom(…). */
+  random?: (bound: number) => number;
 }
 
 /** A mistake in how the command was called: exit 2. Messages name options, never their values. */
@@ -71,6 +79,7 @@ class PcrClientError extends ClientError {
 /** Options that may come from the environment; a flag wins over its variable. */
 const ENVIRONMENT: Record<string, string> = {
   url: 'DIP_URL',
+  service: 'DIP_SERVICE',
   root: 'DIP_ROOT',
   'root-sha256': 'DIP_ROOT_SHA256',
   manifest: 'DIP_MANIFEST',
@@ -117,6 +126,7 @@ const PCR_OPTIONS: Options = {
 const TRUST_OPTIONS: Options = {
   ...PCR_OPTIONS,
   url: { type: 'string' },
+  service: { type: 'string' },
   dev: { type: 'boolean' },
   'dev-dir': { type: 'string' },
   timeout: { type: 'string' },
@@ -124,8 +134,9 @@ const TRUST_OPTIONS: Options = {
 
 const TOKEN_OUTPUTS: Options = { 'dat-out': { type: 'string' }, 'drt-out': { type: 'string' } };
 
-const TRUST_HELP = `Trust (SPEC §7):
-  --url URL              the parent, e.g. http://127.0.0.1:8080 (required; or DIP_URL)
+const TRUST_HELP = `Where and what to trust (SPEC §7):
+  --service URL          the DIP service, the app's entry point, e.g. http://127.0.0.1:8081 (or DIP_SERVICE)
+  --url URL              or the parent, e.g. http://127.0.0.1:8080 (or DIP_URL); give one of the two
   --dev                  local stack: root from DIR/nsm-root.pem, the emulator's PCRs
                          (DIP_ROOT, DIP_ROOT_SHA256 and DIP_MANIFEST are then ignored)
   --dev-dir DIR          the development state directory (default .dev)
@@ -319,9 +330,19 @@ function trustOf(ctx: Context): Trust {
   };
 }
 
+/** The server named by --service (the DIP service) or --url (a parent): exactly one of them. */
+function serverOf(ctx: Context): { url: string; service: boolean } {
+  const service = str(ctx.values, 'service');
+  const url = str(ctx.values, 'url');
+  if (service !== undefined && url !== undefined) throw new UsageError(`give ${label(ctx, 'service')} or ${label(ctx, 'url')}, not both`);
+  if (service === undefined && url === undefined) throw new UsageError('--service (the DIP service) or --url (a parent) is required');
+  const name = service === undefined ? 'url' : 'service';
+  if (!/^https?:\/\/[^/]/.test((service ?? url)!)) throw new UsageError(`${label(ctx, name)} must be an http(s) URL`);
+  return { url: (service ?? url)!, service: service !== undefined };
+}
+
 function connect(ctx: Context): { url: string; trust: Trust; fetch?: Fetch; timeoutMs?: number } {
-  const url = required(ctx.values, 'url');
-  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`${label(ctx, 'url')} must be an http(s) URL`);
+  const { url } = serverOf(ctx);
   const timeout = seconds(ctx.values, 'timeout', 1);
   return {
     url,
@@ -422,7 +443,7 @@ function tokenOutputs(ctx: Context): { datOut?: string; drtOut?: string } {
  * Writes the tokens first, then reports. A token is printed unless its file took it, so one the
  * enclave issued is never lost, even when a file that passed the early check fails now (exit 1).
  */
-function finishFlow(ctx: Context, result: DipTokens, outputs: { datOut?: string; drtOut?: string }): void {
+function finishFlow(ctx: Context, result: DipTokens, outputs: { datOut?: string; drtOut?: string }, extra: { report: Record<string, unknown>; lines: string[] } = { report: {}, lines: [] }): void {
   const written = {
     dat: outputs.datOut !== undefined && writeSecret(ctx.io, outputs.datOut, result.dat),
     drt: outputs.drtOut !== undefined && writeSecret(ctx.io, outputs.drtOut, result.drt),
@@ -439,9 +460,11 @@ function finishFlow(ctx: Context, result: DipTokens, outputs: { datOut?: string;
     `DRT             did ${result.drtClaims.did}, expires ${iso(result.drtClaims.exp)} (its signature only the enclave can check)`,
     written.dat ? `DAT written to  ${outputs.datOut}` : `dat             ${result.dat}`,
     written.drt ? `DRT written to  ${outputs.drtOut}` : `drt             ${result.drt}`,
+    ...extra.lines,
   ];
   const report = {
     ...tokenReport(result),
+    ...extra.report,
     ...(written.dat ? { datOut: outputs.datOut } : { dat: result.dat }),
     ...(written.drt ? { drtOut: outputs.drtOut } : { drt: result.drt }),
   };
@@ -465,16 +488,21 @@ function accessCodeOf(ctx: Context): string | undefined {
 
 /** The access code typed at a hidden prompt, when no code was given and stdin is a terminal. */
 async function promptedCode(ctx: Context, confirm: boolean): Promise<string | undefined> {
+  const code = await promptedSecret(ctx, confirm ? 'access code (empty: generate one): ' : 'access code: ', 'access code');
+  if (code === undefined || !confirm) return code;
+  if ((await promptedSecret(ctx, 'access code again: ', 'access code')) !== code) throw new UsageError('the two access codes differ');
+  return code;
+}
+
+/** A secret typed at a hidden prompt when none was given and stdin is a terminal; empty is none. */
+async function promptedSecret(ctx: Context, prompt: string, what: string): Promise<string | undefined> {
   const input = ctx.io.stdin;
   if (input?.isTTY !== true) return undefined;
-  const err = (text: string) => ctx.io.err(text);
   try {
-    const code = await readHidden(input, err, confirm ? 'access code (empty: generate one): ' : 'access code: ');
-    if (code === '' || !confirm) return code === '' ? undefined : code;
-    if ((await readHidden(input, err, 'access code again: ')) !== code) throw new UsageError('the two access codes differ');
-    return code;
+    const text = await readHidden(input, (t) => ctx.io.err(t), prompt);
+    return text === '' ? undefined : text;
   } catch (error) {
-    if (error instanceof PromptAborted) throw new UsageError('no access code given (the prompt was aborted)');
+    if (error instanceof PromptAborted) throw new UsageError(`no ${what} given (the prompt was aborted)`);
     throw error;
   }
 }
@@ -490,6 +518,23 @@ function pinnedIssuerOf(ctx: Context): PinnedIssuer {
     ? readText(ctx.io, path, '--token-keys')
     : readText(ctx.io, resolve(devDir, 'token-keys.json'), 'the development token-keys.json (is `make dev` running?)');
   return parseTokenKeys(text);
+}
+
+/** The DIP service of the backup commands: --service or DIP_SERVICE. */
+function serviceUrlOf(ctx: Context): { url: string; fetch?: Fetch; timeoutMs?: number } {
+  const url = required(ctx.values, 'service');
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`${label(ctx, 'service')} must be an http(s) URL`);
+  const timeout = seconds(ctx.values, 'timeout', 1);
+  return { url, ...(ctx.io.fetch ? { fetch: ctx.io.fetch } : {}), ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }) };
+}
+
+/** A backup code that does not read back (a typo) is the caller's mistake: exit 2, nothing sent. */
+function usageOnBadCode(text: string, what: string): void {
+  try {
+    decodeBackupCode(text);
+  } catch {
+    throw new UsageError(`${what} is not a backup code (mistyped?)`);
+  }
 }
 
 const TOKEN_KEYS_OPTIONS: Options = { 'token-keys': { type: 'string' }, dev: { type: 'boolean' }, 'dev-dir': { type: 'string' } };
@@ -546,7 +591,7 @@ names the failed check and exits 1.
     },
   },
   attest: {
-    usage: 'dip attest --url URL (--dev | --manifest FILE | --pcr0 HEX --pcr1 HEX --pcr2 HEX) [--root PEM]',
+    usage: 'dip attest (--service URL | --url URL) (--dev | --manifest FILE | --pcr0 HEX --pcr1 HEX --pcr2 HEX) [--root PEM]',
     summary: 'fetch an attestation document with a fresh nonce, verify it and the JWKS it binds',
     help: TRUST_HELP,
     options: TRUST_OPTIONS,
@@ -562,7 +607,7 @@ names the failed check and exits 1.
     },
   },
   jwks: {
-    usage: 'dip jwks --url URL (--manifest FILE | --dev | --pcr0 HEX --pcr1 HEX --pcr2 HEX) --m-commit HEX|B64URL [--out FILE]',
+    usage: 'dip jwks (--service URL | --url URL) (--manifest FILE | --dev | --pcr0 HEX --pcr1 HEX --pcr2 HEX) --m-commit HEX|B64URL [--out FILE]',
     summary: 'for VPN servers: take the DAT keys from a verified attestation whose m_commit is pinned',
     help: `Fetches an attestation document with a fresh nonce, verifies it (SPEC §7), checks that the JWKS
 beside it hashes to user_data.jwks_sha256 and that user_data.m_commit is the deployment's, and only
@@ -592,33 +637,90 @@ ${TRUST_HELP}`,
     },
   },
   assign: {
-    usage: 'dip assign --url URL --srt FILE --ip IP (--dev | trust options) [--dat-out FILE] [--drt-out FILE]',
-    summary: 'get a DAT and a DRT for IP (the DIP service chose it), sealed to the attested enclave',
-    help: `  --srt FILE             the subscription receipt token
-  --ip IP                the dedicated IP to bind
+    usage: 'dip assign --service URL --token FILE --srt FILE (--dev | --token-keys FILE trust options) [--no-delay | --delay-ms N] [--dat-out FILE] [--drt-out FILE]\n       dip assign --url URL --ip IP --srt FILE (--dev | trust options) [--dat-out FILE] [--drt-out FILE]',
+    summary: 'get a Dedicated IP: a DAT and a DRT sealed to the attested enclave, through the DIP service',
+    help: `Through the DIP service (--service): asks for its PrivateToken challenge and refuses one that
+differs from the pinned issuer's (nothing is sent then), checks the token of --token under the
+pinned keys, waits the redemption delay, attests, and redeems the token with the sealed assign;
+the service chooses the IP. A failure that leaves the token usable says so (retry: same_token):
+run the same command again later with the same --token — never get a new token.
+Against a parent (--url), the IP is given with --ip (what the DIP service does).
+  --srt FILE             the subscription receipt token (sealed to the enclave)
+  --token FILE           with --service: a Privacy Pass token as \`dip token get\` wrote it
+  --token-keys FILE      with --service: the issuer keys this release pins (--dev: DIR/token-keys.json)
+  --no-delay             with --service: redeem at once
+  --delay-ms N           with --service: redeem N ms after the token file was written
+                         Default: a random delay of 1–24 h counted from when the token file was
+                         written (dip token get), when the root is AWS Nitro Enclaves Root-G1;
+                         none with any other root (--dev, or a development --root/DIP_ROOT)
+  --ip IP                with --url: the dedicated IP to bind
 ${OUTPUT_HELP}
 ${TRUST_HELP}`,
-    options: { ...TRUST_OPTIONS, ...TOKEN_OUTPUTS, srt: { type: 'string' }, ip: { type: 'string' } },
+    options: {
+      ...TRUST_OPTIONS, ...TOKEN_OUTPUTS, srt: { type: 'string' }, ip: { type: 'string' },
+      token: { type: 'string' }, 'token-keys': { type: 'string' }, 'no-delay': { type: 'boolean' }, 'delay-ms': { type: 'string' },
+    },
     async run(ctx) {
+      const server = serverOf(ctx);
+      const only = (names: string[], where: string) => {
+        for (const name of names) if (ctx.values[name] !== undefined) throw new UsageError(`--${name} goes with ${where}`);
+      };
+      if (!server.service) {
+        only(['token', 'token-keys', 'no-delay', 'delay-ms'], '--service (the DIP service)');
+        const srt = readText(ctx.io, required(ctx.values, 'srt'), '--srt').trim();
+        const ip = required(ctx.values, 'ip');
+        const outputs = tokenOutputs(ctx);
+        finishFlow(ctx, await assign({ ...connect(ctx), srt, ip }), outputs);
+        return;
+      }
+      only(['ip'], '--url (a parent): the DIP service chooses the IP');
+      if (ctx.values['no-delay'] === true && ctx.values['delay-ms'] !== undefined) throw new UsageError('give --no-delay or --delay-ms, not both');
+      const delayText = str(ctx.values, 'delay-ms');
+      const delayMs = ctx.values['no-delay'] === true ? 0 : delayText === undefined ? undefined : integer(delayText, 'delay-ms', 0);
       const srt = readText(ctx.io, required(ctx.values, 'srt'), '--srt').trim();
-      const ip = required(ctx.values, 'ip');
+      const tokenPath = required(ctx.values, 'token');
+      const token = readText(ctx.io, tokenPath, '--token').trim();
+      if (token === '' || /\s/.test(token)) throw new UsageError('--token must hold one token');
+      const obtainedAt = statSync(resolve(ctx.io.cwd, tokenPath)).mtimeMs;
+      const pinned = pinnedIssuerOf(ctx);
       const outputs = tokenOutputs(ctx);
-      finishFlow(ctx, await assign({ ...connect(ctx), srt, ip }), outputs);
+      const connection = connect(ctx);
+      const now = ctx.io.now ?? Date.now;
+      const result = await assignThroughService({
+        ...connection, srt, pinned, token,
+        tokenObtainedAtMs: Math.floor(obtainedAt),
+        ...(delayMs === undefined ? {} : { delayMs }),
+        ...(ctx.io.random ? { random: ctx.io.random } : {}),
+        now,
+        sleep: async (ms) => {
+          const until = new Date(now() + ms).toISOString();
+          if (!ctx.json) ctx.io.err(`redemption delay: waiting ${Math.ceil(ms / 1000)} s, until ${until} (--no-delay skips it)\n`);
+          await (ctx.io.sleep ?? sleepFor)(ms);
+        },
+      });
+      finishFlow(ctx, result, outputs, {
+        report: { redemptionDelaySeconds: Math.ceil(result.redemptionDelayMs / 1000) },
+        lines: [`redeemed after  a delay of ${Math.ceil(result.redemptionDelayMs / 1000)} s`],
+      });
     },
   },
   refresh: {
-    usage: 'dip refresh --url URL --srt FILE --drt FILE (--dev | trust options) [--dat-out FILE] [--drt-out FILE]',
+    usage: 'dip refresh (--service URL | --url URL) --srt FILE --drt FILE (--dev | trust options) [--dat-out FILE] [--drt-out FILE]',
     summary: 'get a new DAT and DRT for the IP of a DRT',
-    help: `  --srt FILE             the subscription receipt token
+    help: `Through the DIP service (--service), which checks that it still reserves the DRT's IP
+(ip_unavailable otherwise), or against a parent (--url).
+  --srt FILE             the subscription receipt token
   --drt FILE             the refresh token (--drt-out may name the same file to replace it)
 ${OUTPUT_HELP}
 ${TRUST_HELP}`,
     options: { ...TRUST_OPTIONS, ...TOKEN_OUTPUTS, srt: { type: 'string' }, drt: { type: 'string' } },
     async run(ctx) {
+      const { service } = serverOf(ctx);
       const srt = readText(ctx.io, required(ctx.values, 'srt'), '--srt').trim();
       const drt = readText(ctx.io, required(ctx.values, 'drt'), '--drt').trim();
       const outputs = tokenOutputs(ctx);
-      finishFlow(ctx, await refresh({ ...connect(ctx), srt, drt }), outputs);
+      const options = { ...connect(ctx), srt, drt };
+      finishFlow(ctx, await (service ? refreshThroughService(options) : refresh(options)), outputs);
     },
   },
   'backup seal': {
@@ -671,6 +773,64 @@ A wrong code and an altered backup both fail with backup_wrong_code.`,
       if (ctx.json) print(ctx, written ? { out } : { drt }, []);
       else ctx.io.out(written ? `DRT written to ${out}\n` : `${drt}\n`);
       if (out !== undefined && !written) throw new ReportedFailure('cannot write --out; the DRT is printed instead, keep it');
+    },
+  },
+  'backup push': {
+    usage: 'dip backup push --service URL --drt FILE [--out FILE] [--code-file FILE]',
+    summary: 'store a DRT backup at the DIP service; prints the backup code a second device needs',
+    help: `Seals the DRT under a generated access code (scrypt N=2^17, r=8, p=1 + AES-256-GCM), padded to
+exactly 4096 bytes so its length says nothing, and stores it at the service under a random 32-byte
+id. The backup code (76 characters in groups of four) holds the id, the access code and a check;
+the service only ever sees the id. Keep the code secret: with it, \`dip backup pull\` recovers the DRT.
+  --service URL          the DIP service (or DIP_SERVICE)
+  --drt FILE             the refresh token to back up
+  --out FILE             write the backup code there (mode 600) instead of printing it
+  --code-file FILE       replace the backup of the backup code in FILE (e.g. after a refresh)
+  --timeout SECONDS      per-request deadline (default 30)`,
+    options: { service: { type: 'string' }, drt: { type: 'string' }, out: { type: 'string' }, 'code-file': { type: 'string' }, timeout: { type: 'string' } },
+    async run(ctx) {
+      const service = serviceUrlOf(ctx);
+      const drt = readText(ctx.io, required(ctx.values, 'drt'), '--drt').trim();
+      if (!isDrtShaped(drt)) throw new UsageError('--drt is not a DRT (a compact JWS with typ drt+jwt)');
+      const codeFile = str(ctx.values, 'code-file');
+      const previous = codeFile === undefined ? undefined : readText(ctx.io, codeFile, '--code-file').trim();
+      if (previous !== undefined) usageOnBadCode(previous, '--code-file');
+      const out = checkWritable(ctx, 'out');
+      const { backupCode } = await pushBackup({ ...service, drt, ...(previous === undefined ? {} : { backupCode: previous }) });
+      const written = out !== undefined && writeSecret(ctx.io, out, backupCode);
+      if (ctx.json) print(ctx, written ? { out } : { backupCode }, []);
+      else ctx.io.out(written ? `backup code written to ${out}\n` : `backup code  ${backupCode}\n(keep it secret; on another device: dip backup pull --service URL)\n`);
+      if (out !== undefined && !written) throw new ReportedFailure('cannot write --out; the backup code is printed instead, keep it');
+    },
+  },
+  'backup pull': {
+    usage: 'dip backup pull --service URL (--code CODE | --code-file FILE) [--drt-out FILE]',
+    summary: 'on a second device: fetch the DRT backup of a backup code from the DIP service',
+    help: `Reads the backup code (a mistyped one is caught before anything is sent), fetches the backup
+stored under its id, opens it with its access code and checks that it holds a DRT.
+  --service URL          the DIP service (or DIP_SERVICE)
+  --code CODE            the backup code; also DIP_BACKUP_CODE; on a terminal, a hidden prompt
+  --code-file FILE       read the backup code from a file
+  --drt-out FILE         write the DRT there (mode 600) instead of printing it
+  --timeout SECONDS      per-request deadline (default 30)`,
+    options: { service: { type: 'string' }, code: { type: 'string' }, 'code-file': { type: 'string' }, 'drt-out': { type: 'string' }, timeout: { type: 'string' } },
+    async run(ctx) {
+      const service = serviceUrlOf(ctx);
+      const out = checkWritable(ctx, 'drt-out');
+      const file = str(ctx.values, 'code-file');
+      const flag = str(ctx.values, 'code');
+      if (file !== undefined && flag !== undefined) throw new UsageError('give --code or --code-file, not both');
+      const given = file !== undefined ? readText(ctx.io, file, '--code-file').trim() : (flag ?? ctx.io.env['DIP_BACKUP_CODE']);
+      const backupCode = given === undefined || given === '' ? await promptedSecret(ctx, 'backup code: ', 'backup code') : given;
+      if (backupCode === undefined) throw new UsageError('--code, --code-file or DIP_BACKUP_CODE is required');
+      usageOnBadCode(backupCode, file !== undefined ? '--code-file' : flag !== undefined ? '--code' : 'the backup code');
+      const { drt, drtClaims } = await pullBackup({ ...service, backupCode });
+      const written = out !== undefined && writeSecret(ctx.io, out, drt);
+      const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+      const report = { ip: drtClaims.ip, did: drtClaims.did, exp: drtClaims.exp };
+      if (ctx.json) print(ctx, { ...(written ? { drtOut: out } : { drt }), drtClaims: report }, []);
+      else ctx.io.out(`${written ? `DRT written to  ${out}` : `drt             ${drt}`}\nip              ${drtClaims.ip}\nexpires         ${iso(drtClaims.exp)} (refresh before then)\n`);
+      if (out !== undefined && !written) throw new ReportedFailure('cannot write --drt-out; the DRT is printed instead, keep it');
     },
   },
   'verify-dat': {
@@ -841,7 +1001,8 @@ Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 Every command takes --json (every outcome, errors included, is then one JSON object on stdout).
-Environment: DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_M_COMMIT, DIP_ACCESS_CODE; flags win.
+Environment: DIP_SERVICE, DIP_URL, DIP_ROOT, DIP_ROOT_SHA256, DIP_MANIFEST, DIP_M_COMMIT, DIP_ACCESS_CODE,
+DIP_BACKUP_CODE; flags win.
 Exit status: 0 ok, 1 a check failed or the server refused, 2 usage.
 `;
 }
@@ -871,11 +1032,26 @@ function hintOf(error: ClientError, options: Options): string | undefined {
       return 'at' in options
         ? 'the document is older than --max-age SECONDS (default 300); raise --max-age, or give --at UNIX_SECONDS'
         : 'the document is older than --max-age SECONDS (default 300); raise --max-age or check the clocks';
-    default:
-      return error.code === 'http_failed' && error.detail !== undefined && Object.hasOwn(NETWORK_FAILURE_MESSAGES, error.detail)
+    default: {
+      const network = error.code === 'http_failed' && error.detail !== undefined && Object.hasOwn(NETWORK_FAILURE_MESSAGES, error.detail)
         ? NETWORK_FAILURE_MESSAGES[error.detail as keyof typeof NETWORK_FAILURE_MESSAGES]
         : undefined;
+      const service = serviceHintOf(error);
+      return network === undefined ? service : service === undefined ? network : `${network}; ${service}`;
+    }
   }
+}
+
+/** What the DIP service's answers mean for the token and the IP (SPEC §10–11). */
+function serviceHintOf(error: ClientError): string | undefined {
+  if (error instanceof RetryWithSameTokenError) {
+    return 'the token is not lost: run the same command again later with the same --token (never get a new token)';
+  }
+  if (error.code === 'challenge_unexpected') return 'the service asks for tokens this release does not pin; nothing was sent';
+  if (error.code === 'token_spent' && error.fromServer) return 'this token was redeemed already';
+  if (error.code === 'token_invalid' && error.detail === 'not_offered') return 'the service no longer takes tokens under this key; nothing was sent';
+  if (error.code === 'ip_unavailable') return 'the service no longer reserves the IP of this DRT';
+  return undefined;
 }
 
 function errorJson(error: ClientError, options: Options): Record<string, unknown> {
@@ -911,11 +1087,14 @@ export function defaultIo(): CliIo {
 function applyEnvironment(values: Values, options: Options, env: CliIo['env']): Set<string> {
   const fromEnv = new Set<string>();
   const pcrFlags = ['pcr0', 'pcr1', 'pcr2'].some((name) => values[name] !== undefined);
+  const serverFlags = { url: values['url'] !== undefined, service: values['service'] !== undefined };
   for (const [name, variable] of Object.entries(ENVIRONMENT)) {
     const value = env[variable];
     if (!(name in options) || values[name] !== undefined || value === undefined || value === '') continue;
-    // --dev replaces the root and the PCRs; the parent's URL and the deployment's m_commit stay.
-    if (name !== 'url' && name !== 'm-commit' && values['dev'] === true) continue;
+    // --dev replaces the root and the PCRs; the servers' URLs and the deployment's m_commit stay.
+    if (name !== 'url' && name !== 'service' && name !== 'm-commit' && values['dev'] === true) continue;
+    // A server given by flag is the one meant: the other's variable does not make it two.
+    if ((name === 'url' && serverFlags.service) || (name === 'service' && serverFlags.url)) continue;
     if (name === 'manifest' && pcrFlags) continue;
     values[name] = value;
     fromEnv.add(name);
@@ -924,7 +1103,7 @@ function applyEnvironment(values: Values, options: Options, env: CliIo['env']): 
 }
 
 /** Commands of two words: `dip backup seal`, `dip token get`. */
-const GROUPS: Record<string, readonly string[]> = { backup: ['seal', 'open'], token: ['get', 'verify'] };
+const GROUPS: Record<string, readonly string[]> = { backup: ['seal', 'open', 'push', 'pull'], token: ['get', 'verify'] };
 
 /** Resolves argv to a command name, its arguments, or a top-level answer. */
 function route(argv: string[]): { name: string; rest: string[] } | { top: 'help' | 'version' | 'none' | 'group' | 'unknown'; group?: string; sub?: string } {

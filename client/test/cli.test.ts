@@ -67,7 +67,7 @@ function fakeTty(lines: string[], isTTY = true): PromptInput & { raw: boolean[] 
   };
 }
 
-const COMMANDS = ['verify-attestation', 'attest', 'jwks', 'assign', 'refresh', 'backup seal', 'backup open', 'dev-srt', 'verify-dat'];
+const COMMANDS = ['verify-attestation', 'attest', 'jwks', 'assign', 'refresh', 'backup seal', 'backup open', 'backup push', 'backup pull', 'dev-srt', 'verify-dat'];
 
 describe('dip as a process (bin/dip.js)', () => {
   it('--help works for the tool and for every command', async () => {
@@ -247,7 +247,7 @@ describe('dip attest, assign, refresh (against a fake parent)', () => {
 
   it('usage mistakes exit 2', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['attest', '--pcr0', 'ab'], /--url is required/],
+      [['attest', '--pcr0', 'ab'], /--service \(the DIP service\) or --url \(a parent\) is required/],
       [['attest', '--url', 'ftp://x', '--dev'], /--url must be an http/],
       [['attest', '--url', URL_BASE], /give --manifest FILE or --pcr0/],
       [['attest', '--url', URL_BASE, '--root', rootFile, '--pcr0', pcrToHex(DEV_PCRS.pcr0)], /all of --pcr0, --pcr1 and --pcr2/],
