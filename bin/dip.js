@@ -3766,7 +3766,7 @@ function serviceHintOf(error) {
     return "the token is not lost: run the same command again later with the same --token (never get a new token)";
   }
   if (error.code === "challenge_unexpected") return "the service asks for tokens this release does not pin; nothing was sent";
-  if (error.code === "token_spent" && error.fromServer) return "this token was redeemed already";
+  if (error.code === "token_spent" && error.fromServer) return "this token was redeemed already, or an earlier attempt with it is still under way (after a timeout, try again later)";
   if (error.code === "token_invalid" && error.detail === "not_offered") return "the service no longer takes tokens under this key; nothing was sent";
   if (error.code === "ip_unavailable") return "the service no longer reserves the IP of this DRT";
   return void 0;

@@ -1048,7 +1048,8 @@ function serviceHintOf(error: ClientError): string | undefined {
     return 'the token is not lost: run the same command again later with the same --token (never get a new token)';
   }
   if (error.code === 'challenge_unexpected') return 'the service asks for tokens this release does not pin; nothing was sent';
-  if (error.code === 'token_spent' && error.fromServer) return 'this token was redeemed already';
+  // SPEC §11: also while another attempt with the same token is still at the parent.
+  if (error.code === 'token_spent' && error.fromServer) return 'this token was redeemed already, or an earlier attempt with it is still under way (after a timeout, try again later)';
   if (error.code === 'token_invalid' && error.detail === 'not_offered') return 'the service no longer takes tokens under this key; nothing was sent';
   if (error.code === 'ip_unavailable') return 'the service no longer reserves the IP of this DRT';
   return undefined;
