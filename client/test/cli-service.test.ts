@@ -17,6 +17,7 @@ import type { PromptInput } from '../prompt.js';
 import { ISSUER_NAME, ISSUER_URL, OTHER_KEY, ORIGIN_INFO, fakeIssuer, tokenKeysJson } from './fake-issuer.js';
 import { SRT, nsm } from './fake-parent.js';
 import { POOL, startFakeService, type FakeService, type ServiceScript } from './fake-service.js';
+import { assertNoLeak } from '../../test/support/secrets.js';
 
 const AWS_ROOT = fileURLToPath(new URL('../../test/vectors/aws-nitro-root-g1.pem', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'dip-cli-service-'));
@@ -98,7 +99,8 @@ describe('dip assign --service', () => {
     assert.equal(report['drtOut'], drtOut, 'the DRT file');
     assert.match(readFileSync(drtOut, 'utf8'), /^ey/, 'a DRT was written');
     assert.equal(statSync(drtOut).mode & 0o777, 0o600, 'owner-only');
-    assert.ok(!(result.stdout + result.stderr).includes(token.slice(0, 40)), 'the token is not printed');
+    const tokenBytes = new Uint8Array(Buffer.from(token, 'base64url'));
+    assertNoLeak(result.stdout + result.stderr, [{ what: 'token', value: token }, { what: 'token bytes', value: tokenBytes }], 'the output of dip assign');
     const carriers = fake.requests.filter((r) => JSON.stringify(r.headers).includes(token.slice(0, 40)) || r.body.includes(token.slice(0, 40)));
     assert.deepEqual(carriers.map((r) => `${r.method} ${r.path}`), ['POST /v1/dip/assign'], 'the token reached the assign route only');
   });
@@ -165,6 +167,7 @@ describe('dip assign --service', () => {
     const error = oneJson(failed.stdout)['error'];
     assert.deepEqual([error.code, error.fromServer, error.retry], ['enclave_timeout', true, 'same_token'], 'code, origin, retry');
     assert.match(error.hint, /same --token/, 'the hint');
+    assertNoLeak(failed.stdout + failed.stderr, [{ what: 'token', value: readFileSync(path, 'utf8').trim() }], 'a failed dip assign');
     const text = await cli(args.concat('--dat-out', join(dir, 'retry.dat'), '--drt-out', join(dir, 'retry.drt')));
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`^ip +${POOL[0]!.replaceAll('.', '\\.')}$`, 'm'), 'the IP kept for the token');

@@ -270,6 +270,14 @@ describe('service refusals keep their exact codes and say whether to retry with 
     assert.equal(twice.reservations.size, 0, 'the service released the IP');
   });
 
+  it('tokens for another IP than the clear one the service names are refused after opening: ip_unexpected, not a retry', async () => {
+    for (const parent of [{ datIp: '192.0.2.99' }, { drtIp: '192.0.2.99' }, { clearIp: '192.0.2.99' }]) {
+      const fake = await service({ parent });
+      const error = await refusedWith(assignThroughService(options(fake, { token: await freshToken() })), 'ip_unexpected');
+      assert.ok(!(error instanceof RetryWithSameTokenError), 'the service spent the token on a 200');
+    }
+  });
+
   it('410 ip_unavailable: refresh of an IP the service does not reserve never reaches the enclave', async () => {
     const first = await service();
     const assigned = await assignThroughService(options(first, { token: await freshToken() }));
