@@ -695,12 +695,19 @@ function unpackDebian(file, dir, label) {
   if (result.status !== 0) throw new EifBuildError("input_unreadable", label);
 }
 function nodeBinary(pins, tarball, workDir) {
-  const label = `npm package ${pins.node.package}@${pins.node.version}`;
-  const result = spawnSync("tar", ["-xzf", tarball, "-C", workDir, pins.node.binary], { stdio: ["ignore", "ignore", "pipe"] });
-  if (result.error?.code === "ENOENT") throw new EifBuildError("tool_missing", "tar");
-  if (result.status !== 0) throw new EifBuildError("input_unreadable", `${label}: ${pins.node.binary}`);
-  const data = new Uint8Array(readFileSync(join(workDir, pins.node.binary)));
-  if (sha256Hex(data) !== pins.node.binarySha256) throw new EifBuildError("input_hash_mismatch", `${label}: ${pins.node.binary}`);
+  const label = `npm package ${pins.node.package}@${pins.node.version}: ${pins.node.binary}`;
+  const unpacked = `${tarball}.${pins.node.binary.replaceAll("/", "_")}`;
+  if (!existsSync(unpacked)) {
+    const result = spawnSync("tar", ["-xzf", tarball, "-C", workDir, pins.node.binary], { stdio: ["ignore", "ignore", "pipe"] });
+    if (result.error?.code === "ENOENT") throw new EifBuildError("tool_missing", "tar");
+    if (result.status !== 0) throw new EifBuildError("input_unreadable", label);
+    const data2 = new Uint8Array(readFileSync(join(workDir, pins.node.binary)));
+    if (sha256Hex(data2) !== pins.node.binarySha256) throw new EifBuildError("input_hash_mismatch", label, "the unpacked file was not kept");
+    renameSync(join(workDir, pins.node.binary), unpacked);
+    return data2;
+  }
+  const data = new Uint8Array(readFileSync(unpacked));
+  if (sha256Hex(data) !== pins.node.binarySha256) throw new EifBuildError("input_hash_mismatch", label, `cached as ${unpacked}; delete it to unpack it again`);
   return data;
 }
 function koffiAddon(pins, root) {
@@ -955,6 +962,7 @@ function metadata(bundle, version, kernelConfig) {
 function buildNative(options) {
   const { root, bundle, cacheDir } = options;
   const pins = options.pins ?? readPins(root);
+  const blob = options.blobsDir !== void 0 ? readBlobs(options.blobsDir) : null;
   const work = mkdtempSync2(join3(tmpdir(), "dip-eif-build-"));
   try {
     const readDist = (path, sha384) => {
@@ -991,8 +999,7 @@ function buildNative(options) {
     let bootstrap = null;
     let blobs = null;
     let eif = null;
-    if (options.blobsDir !== void 0) {
-      const blob = readBlobs(options.blobsDir);
+    if (blob !== null) {
       blobs = BLOB_FILES.map((name) => ({ name, sha384: sha384Parts([blob[name]]) }));
       bootstrap = writeCpio(bootstrapRamdiskEntries(blob.init, blob["nsm.ko"]), LINUXKIT_MTIME);
       const version = JSON.parse(readFileSync3(join3(root, "package.json"), "utf8")).version;

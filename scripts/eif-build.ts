@@ -147,6 +147,8 @@ function metadata(bundle: BundleInfo, version: string, kernelConfig: Uint8Array 
 export function buildNative(options: NativeBuildOptions): NativeBuild {
   const { root, bundle, cacheDir } = options;
   const pins = options.pins ?? readPins(root);
+  // Refused before anything is fetched: a missing blob is a mistake in the command line.
+  const blob = options.blobsDir !== undefined ? readBlobs(options.blobsDir) : null;
   const work = mkdtempSync(join(tmpdir(), 'dip-eif-build-'));
   try {
     // The bundle and trust files exactly as build-bundle reported them (dist/ of this checkout).
@@ -187,8 +189,7 @@ export function buildNative(options: NativeBuildOptions): NativeBuild {
     let bootstrap: Uint8Array[] | null = null;
     let blobs: NativeBuild['blobs'] = null;
     let eif: ReturnType<typeof writeEifImage> | null = null;
-    if (options.blobsDir !== undefined) {
-      const blob = readBlobs(options.blobsDir);
+    if (blob !== null) {
       blobs = BLOB_FILES.map((name) => ({ name, sha384: sha384Parts([blob[name]]) }));
       bootstrap = writeCpio(bootstrapRamdiskEntries(blob.init, blob['nsm.ko']), LINUXKIT_MTIME);
       const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
