@@ -463,7 +463,7 @@ function toNitroCliShape(description) {
 
 // scripts/eif-build.ts
 import { createHash as createHash3 } from "node:crypto";
-import { closeSync as closeSync2, mkdirSync as mkdirSync2, mkdtempSync as mkdtempSync2, openSync as openSync2, readFileSync as readFileSync3, renameSync as renameSync2, rmSync as rmSync2, writeSync, writeFileSync } from "node:fs";
+import { closeSync as closeSync2, mkdirSync as mkdirSync2, mkdtempSync as mkdtempSync2, openSync as openSync2, readFileSync as readFileSync3, renameSync as renameSync2, rmSync as rmSync2, writeSync, writeFileSync as writeFileSync2 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as join3 } from "node:path";
 
@@ -579,7 +579,7 @@ function writeEifImage(input) {
 // scripts/eif-inputs.ts
 import { spawnSync } from "node:child_process";
 import { createHash as createHash2 } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 var MESSAGES2 = {
   pins_invalid: "scripts/eif-pins.json is malformed",
@@ -688,10 +688,27 @@ function debianPackage(pin, cacheDir) {
   });
   return { file, data };
 }
+function debianDataMember(deb) {
+  const ascii = (from, length) => Buffer.from(deb.subarray(from, from + length)).toString("latin1");
+  if (ascii(0, 8) !== "!<arch>\n") return null;
+  for (let at = 8; at + 60 <= deb.length; ) {
+    const name = ascii(at, 16).trim().replace(/\/$/, "");
+    const size = Number(ascii(at + 48, 10).trim());
+    if (ascii(at + 58, 2) !== "`\n" || !Number.isSafeInteger(size) || at + 60 + size > deb.length) return null;
+    if (name.startsWith("data.tar")) return { name, data: deb.subarray(at + 60, at + 60 + size) };
+    at += 60 + size + size % 2;
+  }
+  return null;
+}
 function unpackDebian(file, dir, label) {
+  const member = debianDataMember(new Uint8Array(readFileSync(file)));
+  if (member === null) throw new EifBuildError("input_unreadable", label);
   mkdirSync(dir, { recursive: true });
-  const result = spawnSync("dpkg-deb", ["-x", file, dir], { stdio: ["ignore", "ignore", "pipe"] });
-  if (result.error?.code === "ENOENT") throw new EifBuildError("tool_missing", "dpkg-deb");
+  const data = join(dir, `.${member.name}`);
+  writeFileSync(data, member.data);
+  const result = spawnSync("tar", ["-x", "-C", dir, "-f", data], { stdio: ["ignore", "ignore", "pipe"] });
+  rmSync(data, { force: true });
+  if (result.error?.code === "ENOENT") throw new EifBuildError("tool_missing", "tar");
   if (result.status !== 0) throw new EifBuildError("input_unreadable", label);
 }
 function nodeBinary(pins, tarball, workDir) {
@@ -1035,7 +1052,7 @@ function buildNative(options) {
       writeChunks(join3(options.outDir, OUTPUT_FILES.customer), customer);
       if (bootstrap !== null) writeChunks(join3(options.outDir, OUTPUT_FILES.bootstrap), bootstrap);
       if (eif !== null) writeChunks(join3(options.outDir, OUTPUT_FILES.eif), eif.chunks);
-      writeFileSync(join3(options.outDir, OUTPUT_FILES.report), `${JSON.stringify(report, null, 2)}
+      writeFileSync2(join3(options.outDir, OUTPUT_FILES.report), `${JSON.stringify(report, null, 2)}
 `);
     }
     return report;

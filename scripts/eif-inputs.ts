@@ -5,7 +5,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type EifBuildErrorCode =
@@ -186,11 +186,34 @@ export function debianPackage(pin: DebianPin, cacheDir: string): { file: string;
   return { file, data };
 }
 
-/** Unpacks a .deb's file tree into `dir` with dpkg-deb. */
+/**
+ * The data member of a .deb (an ar archive: "!<arch>\n", then 60-byte member headers of name,
+ * mtime, uid, gid, mode, decimal size and "`\n", each member padded to an even size; deb(5)).
+ */
+export function debianDataMember(deb: Uint8Array): { name: string; data: Uint8Array } | null {
+  const ascii = (from: number, length: number): string => Buffer.from(deb.subarray(from, from + length)).toString('latin1');
+  if (ascii(0, 8) !== '!<arch>\n') return null;
+  for (let at = 8; at + 60 <= deb.length; ) {
+    const name = ascii(at, 16).trim().replace(/\/$/, '');
+    const size = Number(ascii(at + 48, 10).trim());
+    if (ascii(at + 58, 2) !== '`\n' || !Number.isSafeInteger(size) || at + 60 + size > deb.length) return null;
+    if (name.startsWith('data.tar')) return { name, data: deb.subarray(at + 60, at + 60 + size) };
+    at += 60 + size + (size % 2);
+  }
+  return null;
+}
+
+/** Unpacks a .deb's file tree into `dir`: its data member, through tar (which reads xz, zstd and gzip). */
 export function unpackDebian(file: string, dir: string, label: string): void {
+  const member = debianDataMember(new Uint8Array(readFileSync(file)));
+  if (member === null) throw new EifBuildError('input_unreadable', label);
   mkdirSync(dir, { recursive: true });
-  const result = spawnSync('dpkg-deb', ['-x', file, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  if ((result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new EifBuildError('tool_missing', 'dpkg-deb');
+  // tar detects the compression of a file, not of a pipe.
+  const data = join(dir, `.${member.name}`);
+  writeFileSync(data, member.data);
+  const result = spawnSync('tar', ['-x', '-C', dir, '-f', data], { stdio: ['ignore', 'ignore', 'pipe'] });
+  rmSync(data, { force: true });
+  if ((result.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new EifBuildError('tool_missing', 'tar');
   if (result.status !== 0) throw new EifBuildError('input_unreadable', label);
 }
 

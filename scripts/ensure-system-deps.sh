@@ -2,8 +2,8 @@
 # Installs the Debian packages that tests and the local stack need, only when missing.
 # socat: the VSOCK/Unix bridge of the Nitro runtime (issue 5), exercised here with its TCP variant.
 # cpio: Debian's own reader, which the tests use to list and unpack the ramdisks `dip-eif build`
-# writes (issue 14). dpkg-deb and apt-get: how `dip-eif build` unpacks and fetches its pinned
-# Debian packages; apt-get download needs package lists, fetched here once when there are none.
+# writes (issue 14). `dip-eif build` fetches its pinned Debian packages with apt-get download,
+# which needs package lists: fetched here once when there are none.
 set -euo pipefail
 missing=()
 command -v socat >/dev/null 2>&1 || missing+=(socat)

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runEifCli } from '../eif-cli.js';
 import { OUTPUT_FILES, PENDING_WITHOUT_BLOBS, buildNative, defaultCacheDir, type BundleInfo, type NativeBuild } from '../eif-build.js';
-import { EifBuildError, parsePins, readPins, unpackDebian, debianPackage, type Pins } from '../eif-inputs.js';
+import { EifBuildError, debianDataMember, debianPackage, parsePins, readPins, unpackDebian, type Pins } from '../eif-inputs.js';
 import { ENCLAVE_CMD, ENCLAVE_ENV, assembleRootfs, dockerfileCommand, type UnpackedPackage } from '../eif-rootfs.js';
 import { ElfError, readElfDynamic } from '../elf.js';
 
@@ -308,6 +308,18 @@ test('a Debian package pinned but not needed is refused (pin_unused): the image 
   };
   assert.equal(assembleRootfs({ ...inputs, packages }).length, 23);
   assert.throws(() => assembleRootfs({ ...inputs, packages: [...packages, { label: 'extra=1', name: 'extra', dir: join(dir, 'extra') }] }), refusal('pin_unused', /^extra=1$/));
+});
+
+test('a .deb is read as an ar archive whose data member tar unpacks; anything else is input_unreadable', (t) => {
+  const deb = new Uint8Array(readFileSync(debianPackage(pin('libkeyutils1'), CACHE).file));
+  assert.equal(debianDataMember(deb)?.name, 'data.tar.xz');
+  for (const bad of [new Uint8Array(0), deb.subarray(0, 7), deb.subarray(0, 100), Uint8Array.from(deb, (b, i) => (i === 66 ? 0x41 : b))]) {
+    assert.equal(debianDataMember(bad), null);
+  }
+  const dir = mkdtempSync(join(scratch, 'deb-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'broken.deb'), deb.subarray(0, 2000));
+  assert.throws(() => unpackDebian(join(dir, 'broken.deb'), join(dir, 'out'), 'broken'), refusal('input_unreadable', /^broken$/));
 });
 
 test('scripts/eif-pins.json is checked before use', () => {
