@@ -156,3 +156,17 @@ test('verify names a manifest field that the rebuild does not reproduce, and exi
   assert.match(out, new RegExp(`^DIFFERENT pcrs\\.PCR2: "${HEX('0')}" → "${committed.pcrs.PCR2}"$`, 'm'));
   assert.doesNotMatch(out, /^OK/m);
 });
+
+const pcr1Pending = committed.pcrs.PCR1 === null;
+test('verify --blobs on a manifest with PCR0 and PCR1 pending prints them beside it, compares the rest, and exits 0', { skip: !pcr1Pending && 'the manifest has PCR1 measured' }, async (t) => {
+  // STAND-IN blobs written here, not AWS's: the printed PCR0/PCR1 only show the path works.
+  const blobs = mkdtempSync(join(tmpdir(), 'dip-standin-blobs-'));
+  t.after(() => rmSync(blobs, { recursive: true, force: true }));
+  for (const name of ['bzImage', 'cmdline', 'init', 'nsm.ko']) writeFileSync(join(blobs, name), `STAND-IN ${name}, not an AWS blob\n`);
+  let out = '';
+  assert.equal(await runManifestCli(['verify', '--blobs', blobs], ROOT, (s) => (out += s)), 0, out);
+  assert.doesNotMatch(out, /DIFFERENT/);
+  assert.match(out, /^PCR0 [0-9a-f]{96} \(measured here with --blobs; pending in the manifest, not compared\)$/m);
+  assert.match(out, /^PCR1 [0-9a-f]{96} \(measured here with --blobs; pending in the manifest, not compared\)$/m);
+  assert.match(out, new RegExp(`^PCR2 ${committed.pcrs.PCR2}$`, 'm'));
+});
