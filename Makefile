@@ -63,9 +63,13 @@ ENCLAVE_CPUS ?= 2
 ENCLAVE_MEMORY_MIB ?= 1024
 ENCLAVE_CID ?= 16
 PARENT_URL ?= http://127.0.0.1:8080
+# AWS's blobs (bzImage, cmdline, init, nsm.ko; aws-nitro-enclaves-cli-devel installs them in
+# /usr/share/nitro_enclaves/blobs): given, the Docker-free build also measures PCR0 and PCR1.
+BLOBS ?=
+NATIVE_FLAGS = $(if $(BLOBS),--blobs $(BLOBS))
 BUILD_EVIDENCE = --measurements $(EIF_DIR)/measurements.json --eif $(EIF) --builder-info $(EIF_DIR)/builder-info.txt --image-bundle $(EIF_DIR)/image-bundle.mjs
 
-.PHONY: bundle parent-bundle check-pins pin-images eif describe-eif pcr-manifest verify-pcrs run-enclave terminate-enclave enclave-status health
+.PHONY: bundle parent-bundle check-pins pin-images eif eif-native describe-eif pcr-manifest verify-pcrs verify-pcrs-docker run-enclave terminate-enclave enclave-status health
 
 # The deterministic esbuild bundle of the enclave (dist/enclave/enclave.mjs); prints its SHA-384.
 bundle: deps
@@ -102,18 +106,32 @@ eif: check-pins
 	npx tsx scripts/eif-cli.ts describe $(EIF) > $(EIF_DIR)/describe.json
 	cat $(EIF_DIR)/measurements.json
 
+# Without Docker (issue 14): the bundle, then the root file system from scripts/eif-pins.json's
+# pinned inputs (cached in .cache/eif-inputs, hash-checked on every use) → customer ramdisk → PCR2;
+# with BLOBS=DIR also the bootstrap ramdisk, $(EIF), PCR0 and PCR1. It replaces a Docker-built
+# EIF in $(EIF_DIR), so that Docker build's measurements are removed with it.
+eif-native: deps
+	rm -f $(EIF_DIR)/measurements.json $(EIF_DIR)/describe.json
+	npx tsx scripts/eif-cli.ts build --out $(EIF_DIR) $(NATIVE_FLAGS)
+
 # PCR0/1/2 (and PCR8) of an EIF without nitro-cli: make describe-eif EIF=path/to/file.eif
 describe-eif: deps
 	@test -f $(EIF) || { echo "describe-eif: no EIF at $(EIF): run 'make eif' first or pass EIF=path/to/file.eif" >&2; exit 1; }
 	npx tsx scripts/eif-cli.ts describe $(EIF)
 
-# Writes pcr-manifest.json for HEAD: with the evidence of `make eif` when it exists, else "pending".
+# Writes pcr-manifest.json for HEAD: PCR2 from the Docker-free build of HEAD (PCR0 and PCR1 too
+# with BLOBS=DIR, else pending), plus the Docker build's measurements when `make eif` left them.
 pcr-manifest: deps
-	npx tsx scripts/pcr-manifest.ts write $(if $(wildcard $(EIF_DIR)/measurements.json),$(BUILD_EVIDENCE))
+	npx tsx scripts/pcr-manifest.ts write $(NATIVE_FLAGS) $(if $(wildcard $(EIF_DIR)/measurements.json),$(BUILD_EVIDENCE))
 
-# Rebuilds everything and compares with pcr-manifest.json field by field (exit 1 on a difference).
-verify-pcrs: deps eif
-	npx tsx scripts/pcr-manifest.ts verify $(BUILD_EVIDENCE)
+# No Docker: rebuilds the manifest's commit and compares with pcr-manifest.json field by field,
+# PCR2 included (exit 1 on a difference). With BLOBS=DIR it also prints PCR0 and PCR1.
+verify-pcrs: deps
+	npx tsx scripts/pcr-manifest.ts verify $(NATIVE_FLAGS)
+
+# The same, plus the Docker + nitro-cli build's measurements (needs a Docker host).
+verify-pcrs-docker: deps eif
+	npx tsx scripts/pcr-manifest.ts verify $(NATIVE_FLAGS) $(BUILD_EVIDENCE)
 
 run-enclave:
 	nitro-cli run-enclave --enclave-name $(ENCLAVE_NAME) --eif-path $(EIF) --cpu-count $(ENCLAVE_CPUS) --memory $(ENCLAVE_MEMORY_MIB) --enclave-cid $(ENCLAVE_CID)

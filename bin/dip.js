@@ -1920,11 +1920,13 @@ function lookup(manifest, index) {
 function pcrsFromManifest(manifest) {
   if (!isRecord3(manifest)) throw new ClientError("manifest_invalid");
   const values = [0, 1, 2].map((i) => lookup(manifest, i));
-  if (values.every((v) => v === void 0 || v === "")) throw new ClientError("manifest_empty");
-  const pcrs = values.map((v) => typeof v === "string" ? parsePcrHex(v) : null);
-  if (pcrs.some((p) => p === null)) throw new ClientError("manifest_invalid");
+  const absent = values.map((v) => v === void 0 || v === "");
+  if (absent.every(Boolean)) throw new ClientError("manifest_empty");
+  if (absent[0] && absent[1] && !absent[2]) throw new ClientError("manifest_empty", false, "pcr1_pending");
+  const pcrs = values.map((v, i) => absent[i] ? void 0 : typeof v === "string" ? parsePcrHex(v) : null);
+  if (pcrs.some((p) => p === null) || pcrs[1] === void 0 || pcrs[2] === void 0) throw new ClientError("manifest_invalid");
   const [pcr0, pcr1, pcr2] = pcrs;
-  return { pcr0, pcr1, pcr2 };
+  return pcr0 === void 0 ? { pcr1, pcr2 } : { pcr0, pcr1, pcr2 };
 }
 function parseManifest(text) {
   let manifest;

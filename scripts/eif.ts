@@ -109,8 +109,13 @@ class PcrHasher {
 
 /** PCR of a single byte string (PCR8 from the certificate's DER). */
 export function pcrOf(data: Uint8Array): string {
+  return pcrOfParts([data]);
+}
+
+/** PCR of the concatenation of `parts` (PCR2 of a customer ramdisk written in chunks). */
+export function pcrOfParts(parts: readonly Uint8Array[]): string {
   const h = new PcrHasher();
-  h.update(data);
+  for (const part of parts) h.update(part);
   return h.finish();
 }
 

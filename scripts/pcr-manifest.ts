@@ -1,7 +1,10 @@
-// pcr-manifest.json (issue 6.3): what a commit's enclave measures to, in a versioned format
+// pcr-manifest.json (issues 6.3 and 14): what a commit's enclave measures to, in a versioned format
 // (pcr-manifest.schema.json). `write` records a build; `verify` rebuilds and compares field by
-// field. PCRs come only from nitro-cli's Measurements, cross-checked by our own EIF reader; until
-// a Docker host has built the EIF the manifest says "pending" and holds no PCR value at all.
+// field. PCR2 is measured by our own Docker-free builder (scripts/eif-build.ts) from the commit
+// and the pinned inputs; PCR0 and PCR1 only when AWS's blobs are given (--blobs DIR), else they are
+// pending with the reason. A Docker + nitro-cli build of Dockerfile.enclave is a second, separate
+// image: its measurements, when a Docker host supplied them, are kept under "docker", cross-checked
+// by our own EIF reader, and are not the PCRs clients pin. No PCR value is ever typed in by hand.
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -10,27 +13,33 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BUNDLE_PATH, buildBundle } from './build-bundle.js';
 import { describeEif } from './eif.js';
+import { buildNative, defaultCacheDir, type NativeBuild } from './eif-build.js';
 
-export const MANIFEST_FORMAT = 'dip-pcr-manifest/1';
+export const MANIFEST_FORMAT = 'dip-pcr-manifest/2';
 const HEX96 = /^[0-9a-f]{96}$/;
+
+type Hex = string;
 
 export interface PcrManifest {
   format: typeof MANIFEST_FORMAT;
   commit: string;
   bundle: { path: string; sha384: string; bytes: number; esbuild: string };
   trustFiles: { path: string; sha384: string }[];
-  inputs: {
+  /** The Docker-free build (dip-eif build) whose PCRs are the ones below. */
+  native: Omit<NativeBuild, 'pcrs'>;
+  /** null when not measured, with the reason under `pending`; PCR1 only with the blobs that `native.blobs` names. */
+  pcrs: { source: string; PCR0: Hex | null; PCR1: Hex | null; PCR2: Hex; pending: { PCR0?: string; PCR1?: string } };
+  /** The Docker + nitro-cli build of Dockerfile.enclave: its pins, and what a Docker host measured. */
+  docker: {
     packageLockSha384: string;
     dockerfileSha384: string;
     eifBuilderDockerfileSha384: string;
     baseImages: Record<string, string>;
     buildArgs: Record<string, string>;
     unpinned: string[];
+    nitroCli: null | { version: string; blobs: { name: string; sha384: string }[] };
+    pcrs: null | { source: string; PCR0: Hex; PCR1: Hex; PCR2: Hex; PCR8?: Hex };
   };
-  nitroCli: null | { version: string; blobs: { name: string; sha384: string }[] };
-  pcrs:
-    | { status: 'pending'; reason: string; PCR0: null; PCR1: null; PCR2: null }
-    | { status: 'measured'; source: string; PCR0: string; PCR1: string; PCR2: string; PCR8?: string };
 }
 
 const sha384 = (data: Uint8Array | string): string => createHash('sha384').update(data).digest('hex');
@@ -46,7 +55,7 @@ export function dockerfileArgs(text: string): Record<string, string> {
 }
 
 /** Splits ARGs into image references and other build arguments, and lists what is not pinned. */
-export function pinnedInputs(dockerfiles: string[]): Pick<PcrManifest['inputs'], 'baseImages' | 'buildArgs' | 'unpinned'> {
+export function pinnedInputs(dockerfiles: string[]): Pick<PcrManifest['docker'], 'baseImages' | 'buildArgs' | 'unpinned'> {
   const baseImages: Record<string, string> = {};
   const buildArgs: Record<string, string> = {};
   const unpinned: string[] = [];
@@ -80,7 +89,7 @@ export function parseMeasurements(text: string): { PCR0: string; PCR1: string; P
 }
 
 /** `nitro-cli --version` and `sha384sum blobs/*` as the builder container prints them. */
-export function parseBuilderInfo(text: string): NonNullable<PcrManifest['nitroCli']> {
+export function parseBuilderInfo(text: string): NonNullable<PcrManifest['docker']['nitroCli']> {
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
   const versionLine = lines.find((l) => /^Nitro CLI /i.test(l));
   if (!versionLine) throw new Error('builder info: no "Nitro CLI <version>" line');
@@ -93,14 +102,18 @@ export function parseBuilderInfo(text: string): NonNullable<PcrManifest['nitroCl
   return { version: versionLine.replace(/^Nitro CLI /i, ''), blobs };
 }
 
-export const PENDING_REASON =
-  'No EIF has been built from this commit on a Docker host yet; PCR0, PCR1 and PCR2 are filled by `make pcr-manifest` after `make eif` there. Never fill them by hand.';
+export const NATIVE_SOURCE = 'dip-eif build (scripts/eif-build.ts) from the commit and scripts/eif-pins.json, without Docker';
+export const DOCKER_SOURCE = 'nitro-cli build-enclave of Dockerfile.enclave, cross-checked by dip-eif describe';
 
 export interface BuildEvidence {
+  /** AWS's blobs directory: with it, PCR0 and PCR1 are measured too. */
+  blobsDir?: string;
+  /** The input cache of the native build (default: the repository's .cache/eif-inputs). */
+  cacheDir?: string;
   measurements?: string;
   eifPath?: string;
   builderInfo?: string;
-  /** The bundle copied out of the built image; must equal the bundle built here. */
+  /** The bundle copied out of the Docker image; must equal the bundle built here. */
   imageBundle?: Uint8Array;
 }
 
@@ -117,6 +130,11 @@ export async function withCheckout<T>(root: string, commit: string, fn: (dir: st
   }
 }
 
+/** The manifest's PCRs from a native build: whatever it measured, the rest pending with its reason. */
+export function manifestPcrs(build: NativeBuild): PcrManifest['pcrs'] {
+  return { source: NATIVE_SOURCE, PCR0: build.pcrs.PCR0, PCR1: build.pcrs.PCR1, PCR2: build.pcrs.PCR2, pending: build.pcrs.pending };
+}
+
 /** Builds the manifest of `commit` from a clean export of it, plus what a Docker host measured. */
 export async function buildManifest(root: string, commit: string, evidence: BuildEvidence = {}): Promise<PcrManifest> {
   return withCheckout(root, commit, async (dir) => {
@@ -124,10 +142,16 @@ export async function buildManifest(root: string, commit: string, evidence: Buil
     if (evidence.imageBundle && sha384(evidence.imageBundle) !== bundle.sha384) {
       throw new Error('the bundle inside the image differs from the bundle built from the commit');
     }
+    const native = buildNative({
+      root: dir,
+      bundle,
+      cacheDir: evidence.cacheDir ?? defaultCacheDir(root),
+      ...(evidence.blobsDir !== undefined ? { blobsDir: evidence.blobsDir } : {}),
+    });
     const read = (p: string): string => readFileSync(join(dir, p), 'utf8');
     const dockerfile = read('Dockerfile.enclave');
     const builder = read('deploy/eif-builder.Dockerfile');
-    let pcrs: PcrManifest['pcrs'] = { status: 'pending', reason: PENDING_REASON, PCR0: null, PCR1: null, PCR2: null };
+    let dockerPcrs: PcrManifest['docker']['pcrs'] = null;
     if (evidence.measurements !== undefined) {
       const measured = parseMeasurements(evidence.measurements);
       if (evidence.eifPath === undefined) throw new Error('measurements need the EIF they describe, to cross-check them');
@@ -135,23 +159,38 @@ export async function buildManifest(root: string, commit: string, evidence: Buil
       for (const k of ['PCR0', 'PCR1', 'PCR2', 'PCR8'] as const) {
         if (measured[k] !== ours[k]) throw new Error(`nitro-cli and dip-eif disagree on ${k}`);
       }
-      pcrs = { status: 'measured', source: 'nitro-cli build-enclave, cross-checked by dip-eif describe', ...measured };
+      dockerPcrs = { source: DOCKER_SOURCE, ...measured };
     }
+    const { pcrs: _measured, ...nativeWithoutPcrs } = native;
     return {
       format: MANIFEST_FORMAT,
       commit,
       bundle: { path: BUNDLE_PATH, sha384: bundle.sha384, bytes: bundle.bytes, esbuild: bundle.esbuild },
       trustFiles: bundle.trustFiles,
-      inputs: {
+      native: nativeWithoutPcrs,
+      pcrs: manifestPcrs(native),
+      docker: {
         packageLockSha384: sha384(readFileSync(join(dir, 'package-lock.json'))),
         dockerfileSha384: sha384(dockerfile),
         eifBuilderDockerfileSha384: sha384(builder),
         ...pinnedInputs([dockerfile, builder]),
+        nitroCli: evidence.builderInfo !== undefined ? parseBuilderInfo(evidence.builderInfo) : null,
+        pcrs: dockerPcrs,
       },
-      nitroCli: evidence.builderInfo !== undefined ? parseBuilderInfo(evidence.builderInfo) : null,
-      pcrs,
     };
   });
+}
+
+/**
+ * What `verify` compares when the manifest was written without blobs but this build had them:
+ * the same build with the blob-only fields as a blob-less build has them.
+ */
+export function withoutBlobs(manifest: PcrManifest, pending: PcrManifest['pcrs']['pending']): PcrManifest {
+  return {
+    ...manifest,
+    native: { ...manifest.native, blobs: null, eif: null, ramdisks: { ...manifest.native.ramdisks, bootstrap: null } },
+    pcrs: { ...manifest.pcrs, PCR0: null, PCR1: null, pending },
+  };
 }
 
 /** Every leaf that differs, as `path: expected → actual`. */
@@ -238,7 +277,11 @@ function evidenceFrom(args: string[]): BuildEvidence {
   const eifPath = file('--eif');
   const builderInfo = file('--builder-info');
   const imageBundle = file('--image-bundle');
+  const blobsDir = option(args, '--blobs');
+  const cacheDir = option(args, '--cache');
   return {
+    ...(blobsDir ? { blobsDir: resolve(blobsDir) } : {}),
+    ...(cacheDir ? { cacheDir: resolve(cacheDir) } : {}),
     ...(measurements ? { measurements: readFileSync(measurements, 'utf8') } : {}),
     ...(eifPath ? { eifPath } : {}),
     ...(builderInfo ? { builderInfo: readFileSync(builderInfo, 'utf8') } : {}),
@@ -246,37 +289,49 @@ function evidenceFrom(args: string[]): BuildEvidence {
   };
 }
 
+const USAGE =
+  'usage: pcr-manifest.ts write|verify [--manifest FILE] [--commit SHA] [--blobs DIR] [--cache DIR] [--measurements FILE --eif FILE] [--builder-info FILE] [--image-bundle FILE]\n';
+
 export async function runManifestCli(args: string[], root: string, out: (t: string) => void): Promise<number> {
   const [command] = args;
+  if (command !== 'write' && command !== 'verify') {
+    out(USAGE);
+    return 2;
+  }
   const manifestPath = resolve(root, option(args, '--manifest') ?? 'pcr-manifest.json');
-  const commit = option(args, '--commit') ?? gitHead(root);
+  const evidence = evidenceFrom(args);
   const refuseUnpinned = (manifest: PcrManifest): void => {
-    if (manifest.pcrs.status === 'measured' && manifest.inputs.unpinned.length > 0) {
-      throw new Error(`measured PCRs from unpinned inputs (${manifest.inputs.unpinned.join(', ')}) cannot be reproduced: pin them first`);
+    if (manifest.docker.pcrs !== null && manifest.docker.unpinned.length > 0) {
+      throw new Error(`measured PCRs from unpinned inputs (${manifest.docker.unpinned.join(', ')}) cannot be reproduced: pin them first`);
     }
   };
   if (command === 'write') {
-    const manifest = await buildManifest(root, commit, evidenceFrom(args));
+    const commit = option(args, '--commit') ?? gitHead(root);
+    const manifest = await buildManifest(root, commit, evidence);
     refuseUnpinned(manifest);
     writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-    out(`wrote ${manifestPath}: commit ${commit}, bundle sha384 ${manifest.bundle.sha384}, PCRs ${manifest.pcrs.status}\n`);
+    const pending = Object.keys(manifest.pcrs.pending);
+    out(`wrote ${manifestPath}: commit ${commit}, PCR2 ${manifest.pcrs.PCR2}${pending.length > 0 ? `, ${pending.join(' and ')} pending` : ''}\n`);
     return 0;
   }
-  if (command === 'verify') {
-    const expected = JSON.parse(readFileSync(manifestPath, 'utf8')) as PcrManifest;
-    const actual = await buildManifest(root, expected.commit, evidenceFrom(args));
-    refuseUnpinned(actual);
-    const differences = diffManifests(expected, actual);
-    for (const line of differences) out(`DIFFERENT ${line}\n`);
-    if (expected.pcrs.status === 'pending' || actual.pcrs.status === 'pending') {
-      out('PCRs not compared: the manifest or this build has no measured PCRs (run `make eif` on a Docker host)\n');
-      return differences.length > 0 ? 1 : 2;
-    }
-    if (differences.length === 0) out(`OK: commit ${expected.commit} rebuilds to PCR0 ${actual.pcrs.PCR0}\n`);
-    return differences.length > 0 ? 1 : 0;
-  }
-  out('usage: pcr-manifest.ts write|verify [--manifest FILE] [--commit SHA] [--measurements FILE --eif FILE] [--builder-info FILE] [--image-bundle FILE]\n');
-  return 2;
+  const expected = JSON.parse(readFileSync(manifestPath, 'utf8')) as PcrManifest;
+  const built = await buildManifest(root, expected.commit, evidence);
+  refuseUnpinned(built);
+  // Measured here but pending in the manifest (blobs given now, not when it was written): shown, not compared.
+  const extra = (['PCR0', 'PCR1'] as const).filter((k) => expected.pcrs?.[k] === null && built.pcrs[k] !== null);
+  let actual = extra.length > 0 ? withoutBlobs(built, expected.pcrs.pending) : built;
+  // The Docker measurements can only be compared with the Docker evidence of `make verify-pcrs-docker`.
+  const dockerCompared = evidence.measurements !== undefined;
+  if (!dockerCompared) actual = { ...actual, docker: { ...actual.docker, nitroCli: expected.docker?.nitroCli ?? null, pcrs: expected.docker?.pcrs ?? null } };
+  const differences = diffManifests(expected, actual);
+  for (const line of differences) out(`DIFFERENT ${line}\n`);
+  for (const k of extra) out(`${k} ${built.pcrs[k]} (measured here with --blobs; pending in the manifest, not compared)\n`);
+  if (differences.length > 0) return 1;
+  const pendingNote = Object.entries(expected.pcrs.pending).map(([k, reason]) => `\n${k} pending: ${reason}`).join('');
+  const measured = (['PCR0', 'PCR1', 'PCR2'] as const).filter((k) => expected.pcrs[k] !== null).map((k) => `${k} ${expected.pcrs[k]}`);
+  out(`OK: commit ${expected.commit} rebuilds to the manifest, field by field\n${measured.join('\n')}${pendingNote}\n`);
+  if (!dockerCompared && expected.docker.pcrs !== null) out('docker.pcrs not compared: run make verify-pcrs-docker on a Docker host\n');
+  return 0;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

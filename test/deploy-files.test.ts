@@ -119,7 +119,15 @@ test("the Makefile's Nitro targets exist and print their commands with make -n",
   assert.match(eif, /docker buildx build --file Dockerfile\.enclave .*--build-arg SOURCE_DATE_EPOCH=\d+ --output type=docker,name=dip-enclave:[0-9a-f]{40},rewrite-timestamp=true \./);
   assert.match(eif, /build-enclave --docker-uri dip-enclave:[0-9a-f]{40} --output-file \/out\/dip-enclave\.eif > build\/eif\/measurements\.json/);
   assert.match(make('pcr-manifest'), /scripts\/pcr-manifest\.ts write/);
-  assert.match(make('verify-pcrs'), /scripts\/pcr-manifest\.ts verify --measurements build\/eif\/measurements\.json --eif build\/eif\/dip-enclave\.eif/);
+  // Issue 14: verify-pcrs needs no Docker; the Docker path is verify-pcrs-docker; eif-native builds without it.
+  const verify = make('verify-pcrs');
+  assert.match(verify, /^npx tsx scripts\/pcr-manifest\.ts verify *$/m);
+  assert.doesNotMatch(verify, /docker|measurements/);
+  assert.match(make('verify-pcrs', 'BLOBS=/usr/share/nitro_enclaves/blobs'), /scripts\/pcr-manifest\.ts verify --blobs \/usr\/share\/nitro_enclaves\/blobs/);
+  assert.match(make('verify-pcrs-docker'), /scripts\/pcr-manifest\.ts verify +--measurements build\/eif\/measurements\.json --eif build\/eif\/dip-enclave\.eif/);
+  const native = make('eif-native', 'BLOBS=/b');
+  assert.match(native, /^npx tsx scripts\/eif-cli\.ts build --out build\/eif --blobs \/b$/m);
+  assert.doesNotMatch(native, /docker/);
   assert.match(make('describe-eif', 'EIF=x.eif'), /scripts\/eif-cli\.ts describe x\.eif/);
   assert.match(make('run-enclave'), /^nitro-cli run-enclave --enclave-name dip-enclave --eif-path build\/eif\/dip-enclave\.eif --cpu-count 2 --memory 1024 --enclave-cid 16$/m);
   assert.match(make('health'), /curl -fsS http:\/\/127\.0\.0\.1:8080\/readyz/);

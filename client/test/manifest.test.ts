@@ -1,26 +1,32 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { runDip } from '../../test/support/dip-cli.js';
 import { ClientError } from '../errors.js';
 import { DEV_PCRS, parseManifest, parsePcrHex, pcrToHex, pcrsFromManifest } from '../manifest.js';
 
 const hex = (seed: string) => createHash('sha384').update(seed).digest('hex');
 const [A, B, C] = [hex('a'), hex('b'), hex('c')];
 
-function isCode(code: string) {
-  return (error: unknown) => error instanceof ClientError && error.code === code;
+function isCode(code: string, detail?: string) {
+  return (error: unknown) => error instanceof ClientError && error.code === code && error.detail === detail;
 }
+
+const hexOf = (pcr: Uint8Array | undefined): string | undefined => (pcr === undefined ? undefined : pcrToHex(pcr));
 
 describe('PCR manifest', () => {
   it('reads PCR0..2 at the top level', () => {
     const pcrs = pcrsFromManifest({ PCR0: A, PCR1: B, PCR2: C, builtAt: 'x' });
-    assert.deepEqual([pcrToHex(pcrs.pcr0), pcrToHex(pcrs.pcr1), pcrToHex(pcrs.pcr2)], [A, B, C]);
+    assert.deepEqual([hexOf(pcrs.pcr0), pcrToHex(pcrs.pcr1), pcrToHex(pcrs.pcr2)], [A, B, C]);
   });
 
   it('reads nitro-cli Measurements, a "pcrs" map with numeric keys, and lower-case names', () => {
     const nitro = { Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: A.toUpperCase(), PCR1: B, PCR2: C } };
-    assert.equal(pcrToHex(pcrsFromManifest(nitro).pcr0), A);
+    assert.equal(hexOf(pcrsFromManifest(nitro).pcr0), A);
     assert.equal(pcrToHex(pcrsFromManifest({ pcrs: { 0: A, 1: B, 2: C } }).pcr2), C);
     assert.equal(pcrToHex(pcrsFromManifest({ measurements: { pcr0: A, pcr1: B, pcr2: `0x${C}` } }).pcr2), C);
   });
@@ -51,19 +57,74 @@ describe('PCR manifest', () => {
     assert.equal(pcrToHex(DEV_PCRS.pcr2), createHash('sha384').update('dev-pcr2').digest('hex'));
   });
 
-  it('reads the repository\'s pcr-manifest.json (dip-pcr-manifest/1): pending → manifest_empty, measured → its PCRs', () => {
+  it("reads the repository's pcr-manifest.json (dip-pcr-manifest/2) by what it has measured", () => {
     const text = readFileSync(new URL('../../pcr-manifest.json', import.meta.url), 'utf8');
-    const manifest = JSON.parse(text) as { format: string; pcrs: { status: string; PCR0: string | null } };
-    assert.equal(manifest.format, 'dip-pcr-manifest/1');
-    if (manifest.pcrs.status === 'pending') assert.throws(() => parseManifest(text), isCode('manifest_empty'));
-    else assert.equal(pcrToHex(parseManifest(text).pcr0), manifest.pcrs.PCR0);
+    const manifest = JSON.parse(text) as { format: string; pcrs: { PCR0: string | null; PCR1: string | null; PCR2: string } };
+    assert.equal(manifest.format, 'dip-pcr-manifest/2');
+    if (manifest.pcrs.PCR1 === null) assert.throws(() => parseManifest(text), isCode('manifest_empty', 'pcr1_pending'));
+    else {
+      const pcrs = parseManifest(text);
+      assert.deepEqual([hexOf(pcrs.pcr0), hexOf(pcrs.pcr1), hexOf(pcrs.pcr2)], [manifest.pcrs.PCR0 ?? undefined, manifest.pcrs.PCR1, manifest.pcrs.PCR2]);
+    }
   });
 
-  it('reads both pcrs variants of the dip-pcr-manifest/1 schema', () => {
+  // The three pcrs states of pcr-manifest.schema.json, and one with nothing measured.
+  const v2 = (PCR0: string | null, PCR1: string | null, PCR2: string | null) => ({ format: 'dip-pcr-manifest/2', pcrs: { source: 'dip-eif build', PCR0, PCR1, PCR2, pending: {} } });
+
+  it('a manifest with PCR0 pending but PCR1 and PCR2 known pins PCR1 and PCR2 only', () => {
+    const pcrs = pcrsFromManifest(v2(null, B, C));
+    assert.deepEqual([hexOf(pcrs.pcr0), hexOf(pcrs.pcr1), hexOf(pcrs.pcr2)], [undefined, B, C]);
+    assert.ok(!('pcr0' in pcrs), 'no pcr0 key, so the verifier skips PCR0');
+    const all = pcrsFromManifest(v2(A, B, C));
+    assert.deepEqual([hexOf(all.pcr0), hexOf(all.pcr1), hexOf(all.pcr2)], [A, B, C]);
+  });
+
+  it('a manifest with PCR1 pending is refused (manifest_empty, pcr1_pending): PCR2 alone does not pin the kernel and init', () => {
+    assert.throws(() => pcrsFromManifest(v2(null, null, C)), isCode('manifest_empty', 'pcr1_pending'));
+    assert.throws(() => pcrsFromManifest(v2(null, null, null)), isCode('manifest_empty'));
+    // PCR0 without the PCR it covers is malformed, as is PCR2 missing beside PCR1.
+    assert.throws(() => pcrsFromManifest(v2(A, null, C)), isCode('manifest_invalid'));
+    assert.throws(() => pcrsFromManifest(v2(null, B, null)), isCode('manifest_invalid'));
+    assert.throws(() => pcrsFromManifest(v2(A, B, null)), isCode('manifest_invalid'));
+  });
+
+  it('reads the pcrs of the older dip-pcr-manifest/1 too', () => {
     const pending = { format: 'dip-pcr-manifest/1', pcrs: { status: 'pending', reason: 'no build', PCR0: null, PCR1: null, PCR2: null } };
     assert.throws(() => pcrsFromManifest(pending), isCode('manifest_empty'));
     const measured = { format: 'dip-pcr-manifest/1', pcrs: { status: 'measured', source: 'nitro-cli', PCR0: A, PCR1: B, PCR2: C, PCR8: A } };
     const pcrs = pcrsFromManifest(measured);
-    assert.deepEqual([pcrToHex(pcrs.pcr0), pcrToHex(pcrs.pcr1), pcrToHex(pcrs.pcr2)], [A, B, C]);
+    assert.deepEqual([hexOf(pcrs.pcr0), hexOf(pcrs.pcr1), hexOf(pcrs.pcr2)], [A, B, C]);
+  });
+});
+
+describe('dip verify-attestation --manifest with PCR0 pending (the real dip command, a recorded AWS document)', () => {
+  const VECTOR = fileURLToPath(new URL('../../test/vectors/aws-attestation-2026-01-03.cbor', import.meta.url));
+  const AT = '1767472868';
+  const dir = mkdtempSync(join(tmpdir(), 'dip-manifest-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const manifestFile = (name: string, pcrs: ReturnType<typeof v2Shape>): string => {
+    const path = join(dir, name);
+    writeFileSync(path, JSON.stringify(pcrs));
+    return path;
+  };
+  const v2Shape = (PCR0: string | null, PCR1: string | null, PCR2: string) => ({ format: 'dip-pcr-manifest/2', pcrs: { source: 'dip-eif build', PCR0, PCR1, PCR2, pending: PCR0 === null ? { PCR0: 'needs the kernel blob' } : {} } });
+
+  it('accepts the document against PCR1 and PCR2, and names PCR2 or PCR1 when one differs', async () => {
+    const document = JSON.parse((await runDip('verify-attestation', VECTOR, '--at', AT, '--json')).stdout) as { pcrs: Record<string, string> };
+    const { PCR1, PCR2 } = document.pcrs as { PCR1: string; PCR2: string };
+    const ok = await runDip('verify-attestation', VECTOR, '--at', AT, '--manifest', manifestFile('pcr0-pending.json', v2Shape(null, PCR1, PCR2)), '--json');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((JSON.parse(ok.stdout) as { pcrsChecked: boolean }).pcrsChecked, true);
+    const wrong2 = await runDip('verify-attestation', VECTOR, '--at', AT, '--manifest', manifestFile('pcr2-wrong.json', v2Shape(null, PCR1, C)), '--json');
+    assert.equal(wrong2.code, 1);
+    assert.equal((JSON.parse(wrong2.stdout) as { error: { pcr: number } }).error.pcr, 2, 'PCR2 is still checked');
+    const wrong1 = await runDip('verify-attestation', VECTOR, '--at', AT, '--manifest', manifestFile('pcr1-wrong.json', v2Shape(null, B, PCR2)), '--json');
+    assert.equal((JSON.parse(wrong1.stdout) as { error: { pcr: number } }).error.pcr, 1, 'PCR1 is still checked');
+  });
+
+  it('refuses a manifest with PCR1 pending too, exit 1 with manifest_empty (pcr1_pending)', async () => {
+    const result = await runDip('verify-attestation', VECTOR, '--at', AT, '--manifest', manifestFile('pcr2-only.json', v2Shape(null, null, C)));
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /manifest_empty \(pcr1_pending\)/);
   });
 });
