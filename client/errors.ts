@@ -19,7 +19,7 @@ export const LOCAL_ERROR_MESSAGES = Object.freeze({
   backup_invalid: 'The backup is malformed or uses unsupported parameters.',
   backup_code_invalid: 'The backup code is mistyped or is not a backup code.',
   manifest_invalid: 'The PCR manifest is malformed.',
-  manifest_empty: 'manifest has no PCR values yet (no Docker build has run)',
+  manifest_empty: 'manifest lacks the measured PCR1 and PCR2 a client needs (make pcr-manifest writes them)',
   token_keys_invalid: 'The pinned token-keys configuration is malformed.',
   issuer_directory_invalid: 'The issuer directory is malformed or sends requests to another origin.',
   issuer_key_unpinned: 'The issuer offers a token key this release does not pin.',

@@ -131,10 +131,10 @@ describe('dip verify-attestation', () => {
     }, 'the error names the first PCR that differs');
   });
 
-  it('an empty manifest is the clear "no Docker build has run" error', async () => {
+  it('an empty manifest is the clear "lacks the measured PCR1 and PCR2" error', async () => {
     const result = await cli(['verify-attestation', VECTOR, '--at', AT, '--manifest', file('empty.json', '{"PCR0": null}')]);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /manifest has no PCR values yet \(no Docker build has run\)/);
+    assert.match(result.stderr, /manifest lacks the measured PCR1 and PCR2 a client needs/);
   });
 
   it('the document is checked against the time, the nonce and the root hash', async () => {

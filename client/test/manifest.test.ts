@@ -33,7 +33,7 @@ describe('PCR manifest', () => {
 
   it('a manifest with no PCR values yet is a clear manifest_empty error', () => {
     for (const m of [{}, { PCR0: null, PCR1: null, PCR2: null }, { pcrs: {} }, { PCR0: '', PCR1: '', PCR2: '' }]) {
-      assert.throws(() => pcrsFromManifest(m), (e: unknown) => isCode('manifest_empty')(e) && /no Docker build has run/.test((e as Error).message));
+      assert.throws(() => pcrsFromManifest(m), (e: unknown) => isCode('manifest_empty')(e) && /lacks the measured PCR1 and PCR2/.test((e as Error).message));
     }
   });
 
