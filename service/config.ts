@@ -162,8 +162,8 @@ export function usage(): string {
   for (const option of OPTIONS) {
     const value = option.kind === 'flag' ? '' : ' VALUE';
     const def = option.default === null || option.kind === 'flag' ? '' : ` (default ${option.default})`;
-    lines.push(`  --${option.flag}${value}`.padEnd(28) + `${option.help}${def}  [${envName(option)}]`);
+    lines.push(`  --${option.flag}${value}`.padEnd(30) + `${option.help}${def}  [${envName(option)}]`);
   }
-  lines.push('  -h, --help'.padEnd(28) + 'this text');
+  lines.push('  -h, --help'.padEnd(30) + 'this text');
   return `${lines.join('\n')}\n`;
 }
