@@ -115,7 +115,8 @@ export interface FakeParent {
 /** `reservedUntil` the fake enclave gives: 60 days from NOW, at 00:00 UTC. */
 export const RESERVED_UNTIL = NOW + 60 * DAY;
 
-export async function startFakeParent(enclaves: Array<{ keyId: Uint8Array; status: 'ok' | 'locked' }>): Promise<FakeParent> {
+/** `reservedUntil` is what an "ok" answer carries unless its script says otherwise. */
+export async function startFakeParent(enclaves: Array<{ keyId: Uint8Array; status: 'ok' | 'locked' }>, reservedUntil = RESERVED_UNTIL): Promise<FakeParent> {
   const calls: ParentCall[] = [];
   const sockets = new Set<Socket>();
   const hanging: ServerResponse[] = [];
@@ -152,7 +153,7 @@ export async function startFakeParent(enclaves: Array<{ keyId: Uint8Array; statu
       const script = parent.script(call);
       switch (script.kind) {
         case 'ok':
-          return json(res, 200, { ip: call.body!.ip, reservedUntil: script.reservedUntil ?? RESERVED_UNTIL, response: encodeBase64url(randomBytes(4160)) });
+          return json(res, 200, { ip: call.body!.ip, reservedUntil: script.reservedUntil ?? reservedUntil, response: encodeBase64url(randomBytes(4160)) });
         case 'error':
           return json(res, httpStatusOf(script.code), { error: { code: script.code, message: ERROR_MESSAGES[script.code] } });
         case 'status':
