@@ -91,11 +91,21 @@ test('storage: --store or --database-url (with an optional schema), never both',
   }
 });
 
-test('--help and docs/service.md list every flag with its environment variable', () => {
-  const docs = readFileSync(new URL('../../docs/service.md', import.meta.url), 'utf8');
+test('--help lists every flag, and docs/service.md documents exactly these settings with their environment names and defaults', () => {
   for (const option of OPTIONS) {
     assert.ok(usage().includes(`--${option.flag}`) && usage().includes(envName(option)), `--help lists --${option.flag}`);
-    assert.ok(docs.includes(`\`--${option.flag}\``) && docs.includes(`\`${envName(option)}\``), `the docs list --${option.flag} and ${envName(option)}`);
+  }
+  const rows = readFileSync(new URL('../../docs/service.md', import.meta.url), 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('| `--'))
+    .map((line) => line.split('|').map((cell) => cell.trim()));
+  const documented = new Map(rows.map((cells) => [cells[1]!.replace(/`/g, ''), cells]));
+  assert.deepEqual([...documented.keys()].sort(), OPTIONS.map((o) => `--${o.flag}`).sort(), 'the settings table lists exactly the flags');
+  for (const option of OPTIONS) {
+    const cells = documented.get(`--${option.flag}`)!;
+    assert.equal(cells[2], `\`${envName(option)}\``, `${option.flag}: environment name`);
+    const expected = option.kind === 'flag' || (option.default === null && option.key === 'adminListen') ? 'off' : option.default === null ? '—' : `\`${option.default}\``;
+    assert.equal(cells[3], expected, `${option.flag}: default`);
   }
 });
 
