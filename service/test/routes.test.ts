@@ -190,6 +190,20 @@ test('sealed requests go to the parent that reaches their key_id; attestation fa
   parent = await startFakeParent([]);
 });
 
+test('a sealed request moves to the next parent reaching its key_id only when the connection was refused, never after it was sent', async () => {
+  second.enclaves = [{ keyId: ENCLAVE, status: 'ok' }, { keyId: OTHER, status: 'ok' }];
+  await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(keyId(7))); // an unknown key_id makes the service look again
+  parent.script = () => ({ kind: 'close' });
+  const lost = await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE));
+  assert.equal(errorCode(lost), 'enclave_unavailable', 'a connection lost after sending');
+  assert.equal(second.sealedCalls().length, 0, 'is not sent again elsewhere');
+  await parent.close();
+  const moved = await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE));
+  assert.equal(moved.status, 200, 'a refused connection moves on');
+  assert.equal(second.sealedCalls().length, 1, 'to the second parent');
+  parent = await startFakeParent([]);
+});
+
 test('a parent whose enclaves are all locked gets no attestation; with none ready, 503 enclave_unavailable and /readyz 503', async () => {
   second.enclaves = [{ keyId: OTHER, status: 'locked' }];
   parent.enclaves = [{ keyId: ENCLAVE, status: 'locked' }];
