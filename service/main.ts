@@ -96,9 +96,17 @@ function listen(server: Server, address: { host: string; port: number }): Promis
   });
 }
 
-function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((resolve) => server.close(() => resolve()));
+/**
+ * Stops accepting and lets requests in flight finish for up to `graceMs` (an assign at the parent
+ * then records its outcome), then closes what is left. An assign cut here stays pending: its retry
+ * gets the same IP.
+ */
+async function closeServer(server: Server, graceMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(timer);
 }
 
 /** Everything but the process: the development stack and tests start a service in their own process with this. */
@@ -160,12 +168,12 @@ export async function startService(config: ServiceConfig, logger: Logger, option
     };
     const server = createServiceServer({ dip, parents, figures, metrics, logger, bodyLimit: config.bodyLimit });
     const port = await listen(server, config.listen);
-    cleanups.push(() => closeServer(server));
+    cleanups.push(() => closeServer(server, config.parentTimeoutMs + 1000));
     let adminPort: number | null = null;
     if (config.adminListen !== null) {
       const admin = createAdminServer({ store, expiry, logger, poolChanged: () => figures.invalidate() });
       adminPort = await listen(admin, config.adminListen);
-      cleanups.push(() => closeServer(admin));
+      cleanups.push(() => closeServer(admin, 0));
       logger.event('admin_listening', { port: adminPort });
     }
     logger.event('listening', { port });

@@ -241,3 +241,27 @@ test('an empty pool is 503 pool_exhausted and leaves no trace of the token, whic
   await call(`${service.adminUrl}/admin/ranges`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cidr: '198.51.100.0/32' }) });
   assert.equal((await assignRequest(service.url, authorization, sealedRequest(ENCLAVE))).status, 200, 'an added range serves at once');
 });
+
+test('closing the service lets an assign at the parent finish and record its outcome', async () => {
+  const { token, authorization } = mintToken(KEY);
+  let atParent!: () => void;
+  const arrived = new Promise<void>((resolve) => (atParent = resolve));
+  let answerNow!: () => void;
+  const answered = new Promise<void>((resolve) => (answerNow = resolve));
+  parent.script = () => ({
+    kind: 'custom',
+    answer: async (c, res) => {
+      atParent();
+      await answered;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ip: c.body!.ip, reservedUntil: RESERVED_UNTIL, response: 'AAAA' }));
+    },
+  });
+  const pending = assignRequest(service.url, authorization, sealedRequest(ENCLAVE));
+  await arrived;
+  const closing = service.close();
+  answerNow();
+  assert.equal((await pending).status, 200, 'the answer still arrives');
+  await closing;
+  assert.equal((await nonceState(t.store, token.nonce))!.state, 'spent', 'and was recorded');
+  service = await startTestService({ parents: [parent.url], tokenKeys: writeTokenKeys([KEY]), store: t.store, now: () => clock });
+});
