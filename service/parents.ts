@@ -76,6 +76,8 @@ export function callParent(url: URL, agent: HttpAgent, method: 'GET' | 'POST', p
       res.once('end', () => settle({ kind: 'answered', status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? null, body: Buffer.concat(chunks, size) }));
       res.once('aborted', () => settle({ kind: 'lost' }));
       res.once('error', () => settle({ kind: 'lost' }));
+      // After 'end' this changes nothing; without it, the answer was cut.
+      res.once('close', () => settle({ kind: 'lost' }));
     });
     const timer = setTimeout(() => {
       settle({ kind: 'timeout' });

@@ -101,7 +101,6 @@ test('two service processes on one PostgreSQL: 1,000 concurrent assigns with 1,0
     const tokens = Array.from({ length: 1000 }, () => mintToken(KEY).authorization);
     const answers = await limited(tokens.map((authorization, i) => () => assignRequest((i % 2 === 0 ? a : b).url, authorization, sealedRequest(ENCLAVE))), 50);
     assertPoolOf100(answers, 'two processes');
-    assert.equal(answers.filter((x, i) => i % 2 === 1 && x.status === 200).length > 0 && answers.filter((x, i) => i % 2 === 0 && x.status === 200).length > 0, true, 'both processes assigned');
   } finally {
     assert.equal(await a.stop(), 0, 'a stops cleanly');
     assert.equal(await b.stop(), 0, 'b stops cleanly');
