@@ -108,6 +108,45 @@ test('two service processes on one PostgreSQL: 1,000 concurrent assigns with 1,0
   }
 });
 
+test('two service processes on one PostgreSQL: 50 concurrent redemptions of one token, split between them, give one 200 and 49 token_spent', async (t) => {
+  const skip = await postgresSkipReason();
+  if (skip !== null) return t.skip(skip);
+  const { schema, drop } = await createSchema();
+  const args = ['--parent', parent.url, '--token-keys', writeTokenKeys([KEY]), '--database-url', POSTGRES_URL, '--database-schema', schema, '--range', '192.0.2.0/28'];
+  const [a, b] = (await Promise.all([runService(args), runService(args)])).map(running) as [ServiceProcess, ServiceProcess];
+  const before = parent.sealedCalls().length;
+  let spent = 0;
+  let releaseParent!: () => void;
+  const allRefused = new Promise<void>((resolve) => (releaseParent = resolve));
+  // The one attempt waits at the parent until the 49 others are answered: the lease decides, not timing.
+  parent.script = () => ({
+    kind: 'custom',
+    answer: async (c, res) => {
+      await allRefused;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ip: c.body!.ip, reservedUntil: Math.ceil((realNow + 60 * DAY) / DAY) * DAY, response: 'AAAA' }));
+    },
+  });
+  try {
+    const { authorization } = mintToken(KEY);
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        assignRequest((i % 2 === 0 ? a : b).url, authorization, sealedRequest(ENCLAVE)).then((answer) => {
+          if (errorCode(answer) === 'token_spent' && ++spent === 49) releaseParent();
+          return answer;
+        }),
+      ),
+    );
+    assert.equal(answers.filter((x) => x.status === 200).length, 1, 'one success');
+    assert.equal(answers.filter((x) => errorCode(x) === 'token_spent').length, 49, '49 token_spent');
+    assert.equal(parent.sealedCalls().length - before, 1, 'one attempt reached the parent');
+  } finally {
+    parent.script = () => ({ kind: 'ok' });
+    assert.equal(await a.stop(), 0, 'a stops cleanly');
+    assert.equal(await b.stop(), 0, 'b stops cleanly');
+    await drop();
+  }
+});
+
 test('the embedded engine in one process: 1,000 concurrent assigns against a pool of 100 give 100 distinct IPs and 900 pool_exhausted', async () => {
   const store = await openTestStore('embedded');
   const service = await startTestService({ parents: [parent.url], tokenKeys: writeTokenKeys([KEY]), store: store.store, args: POOL_OF_100 });
