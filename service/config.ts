@@ -21,6 +21,7 @@ export interface ServiceConfig {
   excludes: string[];
   quarantineDays: number;
   parentTimeoutMs: number;
+  pollIntervalMs: number;
   bodyLimit: number;
   /** Loopback only; null when the operator routes are off. */
   adminListen: { host: string; port: number } | null;
@@ -58,6 +59,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'excludes', flag: 'exclude', kind: 'cidr', default: null, repeatable: true, help: 'a CIDR block left out of the ranges added; repeat for several' },
   { key: 'quarantineDays', flag: 'quarantine-days', kind: 'int', default: '7', min: 0, max: 365, help: 'days an expired reservation waits before its IP is free again' },
   { key: 'parentTimeoutMs', flag: 'parent-timeout-ms', kind: 'int', default: '10000', min: 100, max: 600_000, help: 'how long a parent may take to answer, in ms (then 504 enclave_timeout)' },
+  { key: 'pollIntervalMs', flag: 'poll-interval-ms', kind: 'int', default: '5000', min: 500, max: 600_000, help: 'how often every parent\'s GET /v1/enclaves is read, in ms (also at once, at most once a second, for an unknown key_id)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'int', default: '16384', min: MIN_BODY_LIMIT, max: 1_048_576, help: 'largest assign or refresh body in bytes; larger is 413 before it is read' },
   { key: 'adminListen', flag: 'admin-listen', kind: 'address', default: null, help: 'loopback HOST:PORT for the operator routes (/admin/…; off unless given)' },
 ];
@@ -146,6 +148,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     excludes: v.excludes as string[],
     quarantineDays: v.quarantineDays as number,
     parentTimeoutMs: v.parentTimeoutMs as number,
+    pollIntervalMs: v.pollIntervalMs as number,
     bodyLimit: v.bodyLimit as number,
     adminListen,
   };

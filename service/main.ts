@@ -43,7 +43,6 @@ export interface ServiceOptions {
   now?: () => number;
   /** An open store to use instead of the configured one (tests); it is not closed by close(). */
   store?: Store;
-  pollIntervalMs?: number;
   /** An unknown key_id asks the parents again at most this often (default 1 s). */
   repollMinMs?: number;
   expiryIntervalMs?: number;
@@ -135,7 +134,7 @@ export async function startService(config: ServiceConfig, logger: Logger, option
     const parents = new ParentDirectory({
       urls: config.parents,
       timeoutMs: config.parentTimeoutMs,
-      ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+      pollIntervalMs: config.pollIntervalMs,
       ...(options.repollMinMs === undefined ? {} : { repollMinMs: options.repollMinMs }),
       observer: {
         stateChanged: (parent, state) => logger.event('parent_state', { parent, state }),

@@ -39,12 +39,20 @@ export interface ParentDirectoryOptions {
   observer?: ParentObserver;
 }
 
+/**
+ * A parent that misses this many polls in a row (a timeout under load, a restart) loses its
+ * key_ids: until then sealed requests still go to the enclaves it last listed, rather than every
+ * app being told key_unknown and attesting again over one slow answer.
+ */
+export const FORGET_AFTER_FAILED_POLLS = 3;
+
 interface Parent {
   readonly index: number;
   readonly url: URL;
   readonly agent: HttpAgent;
-  /** key_id (hex) → status, from the latest poll; null while unreachable. */
+  /** key_id (hex) → status, from the latest poll that answered; null before one or once forgotten. */
   enclaves: Map<string, 'ok' | 'locked'> | null;
+  failedPolls: number;
   state: ParentState;
 }
 
@@ -127,7 +135,7 @@ export class ParentDirectory {
     this.observer = options.observer ?? {};
     this.parents = options.urls.map((url, index) => {
       const Agent = url.protocol === 'https:' ? HttpsAgent : HttpAgent;
-      return { index, url, agent: new Agent({ keepAlive: true, maxSockets: 64 }), enclaves: null, state: 'unreachable' };
+      return { index, url, agent: new Agent({ keepAlive: true, maxSockets: 64 }), enclaves: null, failedPolls: 0, state: 'unreachable' };
     });
   }
 
@@ -173,8 +181,14 @@ export class ParentDirectory {
 
   private async pollOne(parent: Parent): Promise<void> {
     const outcome = await callParent(parent.url, parent.agent, 'GET', '/v1/enclaves', null, this.timeoutMs);
-    parent.enclaves = parseEnclaves(outcome);
-    const state: ParentState = parent.enclaves === null ? 'unreachable' : [...parent.enclaves.values()].includes('ok') ? 'ok' : 'locked';
+    const enclaves = parseEnclaves(outcome);
+    if (enclaves !== null) {
+      parent.enclaves = enclaves;
+      parent.failedPolls = 0;
+    } else if (++parent.failedPolls >= FORGET_AFTER_FAILED_POLLS) {
+      parent.enclaves = null;
+    }
+    const state: ParentState = enclaves === null ? 'unreachable' : [...enclaves.values()].includes('ok') ? 'ok' : 'locked';
     if (state !== parent.state) {
       parent.state = state;
       this.observer.stateChanged?.(parent.index, state);
@@ -186,7 +200,8 @@ export class ParentDirectory {
   }
 
   /**
-   * The parents whose enclaves include `keyId`, those where it is ready first; when none does, after
+   * The parents whose enclaves include `keyId` — those where it is ready first, parents that missed
+   * their latest poll last; when none does, after
    * a fresh (rate-limited) poll, null: the request is key_unknown and the app attests again.
    */
   async targetsFor(keyId: Uint8Array): Promise<number[] | null> {
@@ -197,8 +212,11 @@ export class ParentDirectory {
       found = this.reaching(hex);
     }
     if (found.length === 0) return null;
-    const ready = (index: number): number => (this.parents[index]!.enclaves!.get(hex) === 'ok' ? 0 : 1);
-    return found.sort((a, b) => ready(a) - ready(b));
+    const rank = (index: number): number => {
+      const parent = this.parents[index]!;
+      return (parent.state === 'unreachable' ? 2 : 0) + (parent.enclaves!.get(hex) === 'ok' ? 0 : 1);
+    };
+    return found.sort((a, b) => rank(a) - rank(b));
   }
 
   /**

@@ -19,6 +19,7 @@ test('defaults: 127.0.0.1:8081, the embedded store in .dev/service-db, 7 days of
   assert.deepEqual(config.store, { engine: 'embedded', dataDir: '.dev/service-db' }, 'embedded by default');
   assert.equal(config.quarantineDays, 7, 'quarantine');
   assert.equal(config.parentTimeoutMs, 10_000, 'parent timeout');
+  assert.equal(config.pollIntervalMs, 5000, 'poll interval');
   assert.equal(config.bodyLimit, 16_384, 'body limit');
   assert.equal(config.adminListen, null, 'admin off');
   assert.deepEqual(config.parents.map(String), ['http://127.0.0.1:8080/'], 'one parent');
@@ -49,10 +50,11 @@ test('integer flags at their exact boundaries', () => {
   const cases: Array<[string, number, number]> = [
     ['--quarantine-days', 0, 365],
     ['--parent-timeout-ms', 100, 600_000],
+    ['--poll-interval-ms', 500, 600_000],
     ['--body-limit', MIN_BODY_LIMIT, 1_048_576],
   ];
   for (const [flag, min, max] of cases) {
-    const key = OPTIONS.find((o) => `--${o.flag}` === flag)!.key as 'quarantineDays' | 'parentTimeoutMs' | 'bodyLimit';
+    const key = OPTIONS.find((o) => `--${o.flag}` === flag)!.key as 'quarantineDays' | 'parentTimeoutMs' | 'pollIntervalMs' | 'bodyLimit';
     assert.equal(parseConfig([...REQUIRED, flag, String(min)], {})![key], min, `${flag} ${min}`);
     assert.equal(parseConfig([...REQUIRED, flag, String(max)], {})![key], max, `${flag} ${max}`);
     for (const bad of [String(min - 1), String(max + 1), '1.5', '07', '', 'x']) {

@@ -42,9 +42,12 @@ interface ServiceProcess {
   kill(): Promise<void>;
 }
 
-/** Starts service/main.ts; resolves when it listens, or with its exit code and output when it stops first. */
+/**
+ * Starts service/main.ts; resolves when it listens, or with its exit code and output when it stops
+ * first. The parents are read at start-up and for unknown key_ids only: no timer decides a test.
+ */
 function runService(args: string[]): Promise<ServiceProcess | { code: number; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--listen', '127.0.0.1:0', '--poll-interval-ms', '600000', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? 1)));
   return new Promise((resolve) => {

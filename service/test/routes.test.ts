@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, test } from 'node:test';
 import { dayOf } from '../../store/day.js';
 import { openTestStore, type TestStore } from '../../store/test/support.js';
+import { FORGET_AFTER_FAILED_POLLS } from '../parents.js';
 import { runRangesCommand } from '../ranges-cli.js';
 import {
   DAY, NOW, RESERVED_UNTIL, assignRequest, call, createIssuerKey, errorCode, ipState, keyId, mintToken, refreshRequest,
@@ -202,6 +203,23 @@ test('a sealed request moves to the next parent reaching its key_id only when th
   assert.equal(moved.status, 200, 'a refused connection moves on');
   assert.equal(second.sealedCalls().length, 1, 'to the second parent');
   parent = await startFakeParent([]);
+});
+
+test(`a parent that misses a poll keeps routing its last key_ids; after ${FORGET_AFTER_FAILED_POLLS} missed polls in a row they are key_unknown`, async () => {
+  parent.enclavesFail = true;
+  const lookAgain = (): Promise<unknown> => assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(keyId(7)));
+  for (let missed = 1; missed < FORGET_AFTER_FAILED_POLLS; missed++) {
+    await lookAgain();
+    assert.equal((await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE))).status, 200, `${missed} missed poll(s): still routed`);
+  }
+  const nonce = Buffer.alloc(16, 1).toString('base64url');
+  await call(`${service.url}/v1/attestation?nonce=${nonce}`);
+  assert.equal(parent.calls.filter((c) => c.path.startsWith('/v1/attestation')).length, 0, 'no attestation sent to a parent that missed its poll');
+  await lookAgain();
+  const forgotten = await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE));
+  assert.equal(errorCode(forgotten), 'key_unknown', `forgotten after ${FORGET_AFTER_FAILED_POLLS} missed polls`);
+  parent.enclavesFail = false;
+  assert.equal((await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE))).status, 200, 'found again at the next poll that answers');
 });
 
 test('a parent whose enclaves are all locked gets no attestation; with none ready, 503 enclave_unavailable and /readyz 503', async () => {

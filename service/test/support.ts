@@ -106,6 +106,8 @@ export interface FakeParent {
   readonly calls: ParentCall[];
   /** The enclaves GET /v1/enclaves lists. */
   enclaves: Array<{ keyId: Uint8Array; status: 'ok' | 'locked' }>;
+  /** While true, GET /v1/enclaves answers 503. */
+  enclavesFail: boolean;
   /** How the next sealed requests are answered (default ok). */
   script: (call: ParentCall) => Script;
   sealedCalls(): ParentCall[];
@@ -124,6 +126,7 @@ export async function startFakeParent(enclaves: Array<{ keyId: Uint8Array; statu
     url: '',
     calls,
     enclaves,
+    enclavesFail: false,
     script: () => ({ kind: 'ok' }),
     sealedCalls: () => calls.filter((call) => call.method === 'POST'),
     close: async () => {
@@ -144,6 +147,7 @@ export async function startFakeParent(enclaves: Array<{ keyId: Uint8Array; statu
       const text = Buffer.concat(chunks).toString('utf8');
       const call: ParentCall = { method: req.method ?? '', path, body: text === '' ? null : (JSON.parse(text) as ParentCall['body']) };
       calls.push(call);
+      if (path === '/v1/enclaves' && parent.enclavesFail) return json(res, 503, { error: { code: 'enclave_unavailable', message: ERROR_MESSAGES.enclave_unavailable } });
       if (path === '/v1/enclaves') return json(res, 200, { enclaves: parent.enclaves.map((e) => ({ key_id: encodeBase64url(e.keyId), status: e.status })) });
       if (path.startsWith('/v1/attestation')) return json(res, 200, { document: 'ZG9j', jwks: 'andrcw' });
       if (path === '/v1/keys') {
@@ -186,9 +190,12 @@ export interface TestServiceOptions extends ServiceOptions {
   logger?: Logger;
 }
 
-/** The service in this process on a free loopback port (admin routes too). */
+/**
+ * The service in this process on a free loopback port (admin routes too). The parents are read at
+ * start-up and then only when a request names an unknown key_id: no timer decides a test.
+ */
 export async function startTestService(options: TestServiceOptions): Promise<RunningService & { url: string; adminUrl: string }> {
-  const argv = ['--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--token-keys', options.tokenKeys, ...options.parents.flatMap((url) => ['--parent', url]), ...(options.args ?? [])];
+  const argv = ['--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--poll-interval-ms', '600000', '--token-keys', options.tokenKeys, ...options.parents.flatMap((url) => ['--parent', url]), ...(options.args ?? [])];
   const config = parseConfig(argv, {})!;
   const running = await startService(config, options.logger ?? silentLogger, options);
   return { ...running, close: running.close, url: `http://127.0.0.1:${running.port}`, adminUrl: `http://127.0.0.1:${running.adminPort}` };
