@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 NODE_TEST := node --import tsx --test --test-concurrency=2 --test-timeout=120000
-TEST_FILES = $(shell find protocol enclave parent client emulators store issuer common scripts test -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
+TEST_FILES = $(shell find protocol enclave parent client emulators store issuer service common scripts test -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
 
 .PHONY: deps system-deps dev test typecheck boundaries unit coverage bench clean
 
@@ -22,7 +22,7 @@ typecheck: deps
 boundaries: deps
 	npx tsx scripts/check-boundaries.ts
 
-# Runs every test once under c8; fails below 95% line coverage of protocol/, enclave/, parent/, client/, emulators/, store/, issuer/.
+# Runs every test once under c8; fails below 95% line coverage of protocol/, enclave/, parent/, client/, emulators/, store/, issuer/, service/.
 test: typecheck boundaries
 	rm -rf coverage
 	npx c8 $(NODE_TEST) $(TEST_FILES)

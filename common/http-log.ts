@@ -17,3 +17,11 @@ export function requestLine(method: string | undefined, route: string, status: n
 export function eventLine(name: string, fields: object): string {
   return `${JSON.stringify({ time: new Date().toISOString(), event: name, ...fields })}\n`;
 }
+
+/**
+ * An event line without its time, for a service whose lines sit next to redemptions (SPEC §10:
+ * no time finer than a day there): a log collector that stamps lines adds its own.
+ */
+export function undatedEventLine(name: string, fields: object): string {
+  return `${JSON.stringify({ event: name, ...fields })}\n`;
+}

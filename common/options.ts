@@ -7,28 +7,33 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** What readOptionTexts needs of an option: its flag, and whether it takes a value. */
+/** What readOptionTexts needs of an option: its flag, whether it takes a value, whether it repeats. */
 export interface OptionFlag {
   readonly flag: string;
   readonly kind: string;
+  /** May be given more than once; in the environment, a comma-separated list. */
+  readonly repeatable?: boolean;
 }
 
 /**
- * The text each option was given, from the environment (`envName`) and then from `argv` (flags
- * win; `--flag VALUE` or `--flag=VALUE`; a `kind: 'flag'` option alone means true). Returns null
- * for --help or -h. An unknown argument or a missing value is a ConfigError.
+ * Every text each option was given, from the environment (`envName`; a repeatable option's value
+ * split at commas) and then from `argv`: flags win, and a repeatable flag given N times replaces
+ * the environment's list with its N values (`--flag VALUE` or `--flag=VALUE`; a `kind: 'flag'`
+ * option alone means true; an option that does not repeat keeps its last value). Returns null for
+ * --help or -h. An unknown argument or a missing value is a ConfigError.
  */
-export function readOptionTexts<O extends OptionFlag>(
+export function readOptionValues<O extends OptionFlag>(
   options: readonly O[],
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
   envName: (option: O) => string,
-): Map<O, string> | null {
-  const given = new Map<O, string>();
+): Map<O, string[]> | null {
+  const given = new Map<O, string[]>();
   for (const option of options) {
     const value = env[envName(option)];
-    if (value !== undefined) given.set(option, value);
+    if (value !== undefined) given.set(option, option.repeatable === true ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : [value]);
   }
+  const fromFlags = new Set<O>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return null;
@@ -36,12 +41,30 @@ export function readOptionTexts<O extends OptionFlag>(
     const flag = arg.startsWith('--') ? arg.slice(2, eq < 0 ? undefined : eq) : '';
     const option = options.find((o) => o.flag === flag);
     if (option === undefined) throw new ConfigError(`unknown argument ${JSON.stringify(arg)}; see --help`);
-    if (eq >= 0) given.set(option, arg.slice(eq + 1));
-    else if (option.kind === 'flag') given.set(option, 'true');
-    else if (i + 1 < argv.length) given.set(option, argv[++i]!);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (option.kind === 'flag') value = 'true';
+    else if (i + 1 < argv.length) value = argv[++i]!;
     else throw new ConfigError(`--${flag} needs a value`);
+    const values = fromFlags.has(option) ? given.get(option)! : [];
+    if (option.repeatable === true) values.push(value);
+    else values.splice(0, values.length, value);
+    given.set(option, values);
+    fromFlags.add(option);
   }
   return given;
+}
+
+/** As readOptionValues, each option's last text: for services whose options never repeat. */
+export function readOptionTexts<O extends OptionFlag>(
+  options: readonly O[],
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  envName: (option: O) => string,
+): Map<O, string> | null {
+  const values = readOptionValues(options, argv, env, envName);
+  if (values === null) return null;
+  return new Map([...values].filter(([, texts]) => texts.length > 0).map(([option, texts]) => [option, texts[texts.length - 1]!]));
 }
 
 /** A boolean option's text: 1/true/yes or 0/false/no/empty, case-insensitive. */

@@ -17,6 +17,7 @@ import { isCanonicalIp } from '../protocol/ip.js';
 import { MAX_NONCE_BYTES, MIN_NONCE_BYTES, MIN_SEALED_REQUEST_BYTES } from '../protocol/limits.js';
 import type { Op, RequestBodies, ResponseBodies } from '../protocol/messages.js';
 import { sealedRequestKeyId } from '../protocol/sealed-header.js';
+import { BodyError, isJsonContentType, readBody } from '../common/http-body.js';
 import { methodLabel, type Logger, type RouteLabel } from './log.js';
 import type { ParentMetrics } from './metrics.js';
 import type { RateLimiter } from './ratelimit.js';
@@ -87,17 +88,6 @@ export function errorReply(code: ErrorCode, headers?: Record<string, string>): R
   return reply;
 }
 
-/** `application/json`, optionally with parameters; a charset, if named, must be UTF-8. */
-function isJsonContentType(value: string | undefined): boolean {
-  if (value === undefined) return false;
-  const [type, ...params] = value.split(';');
-  if (type!.trim().toLowerCase() !== JSON_TYPE) return false;
-  return params.every((param) => {
-    const [name, raw = ''] = param.split('=', 2).map((s) => s.trim());
-    return name!.toLowerCase() !== 'charset' || /^"?utf-8"?$/i.test(raw);
-  });
-}
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Parses a JSON object with exactly `keys`, each a string. */
@@ -119,28 +109,6 @@ function bytesField(text: string, min: number, max: number): Uint8Array {
   const bytes = decodeBase64url(text);
   if (bytes === null || bytes.length < min || bytes.length > max) throw new DipError('bad_request');
   return bytes;
-}
-
-/** Reads a body of at most `limit` bytes; past the limit it stops reading and rejects 413. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        reject(new DipError('payload_too_large'));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks, size)));
-    req.once('error', () => reject(new DipError('bad_request')));
-    req.once('aborted', () => reject(new DipError('bad_request')));
-  });
 }
 
 /**
@@ -206,7 +174,8 @@ export function createParentServer(options: ParentServerOptions): ParentServer {
         try {
           raw = await readBody(req, bodyLimit);
         } catch (error) {
-          return errorReply(toDipError(error).code, { connection: 'close' });
+          const code = error instanceof BodyError && error.reason === 'too_large' ? 'payload_too_large' : 'bad_request';
+          return errorReply(code, { connection: 'close' });
         }
         const body = sealedFields(raw);
         return dipResult(await enclave.call(spec.route === '/v1/dip/assign' ? 'assign' : 'refresh', body));

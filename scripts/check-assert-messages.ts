@@ -14,7 +14,7 @@ export interface MissingMessage {
 }
 
 const ASSERT_MODULES = new Set(['node:assert', 'node:assert/strict', 'assert', 'assert/strict']);
-const TOP_FOLDERS = ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store', 'issuer', 'common', 'scripts', 'test'];
+const TOP_FOLDERS = ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store', 'issuer', 'service', 'common', 'scripts', 'test'];
 
 /** The local names under which `source` imports node:assert itself and its `ok`. */
 function assertNames(source: ts.SourceFile): { modules: Set<string>; oks: Set<string> } {

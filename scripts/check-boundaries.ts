@@ -113,6 +113,14 @@ export function checkFile(file: string, source: string): Violation[] {
     if (top === 'enclave' && targetTop === 'issuer') {
       refuse(specifier, 'enclave/ (trusted) never depends on issuer/');
     }
+    // The DIP service (SPEC §11) is untrusted and holds the pool and spent tokens: it talks to the
+    // parent over HTTP only, and shares nothing with the enclave, the app, the issuer or the parent.
+    if (top === 'service' && (targetTop === 'enclave' || targetTop === 'client' || targetTop === 'issuer' || targetTop === 'parent' || targetTop === 'emulators')) {
+      refuse(specifier, 'service/ (untrusted) never depends on enclave/, client/, issuer/, parent/ or emulators/');
+    }
+    if (top === 'enclave' && targetTop === 'service') {
+      refuse(specifier, 'enclave/ (trusted) never depends on service/');
+    }
     // Building blocks shared by the untrusted services (option tables, listen addresses, log labels):
     // they depend on nothing else in the repo, and trusted code never reaches them.
     if (top === 'common' && targetTop !== undefined && targetTop !== 'common') {
@@ -144,7 +152,7 @@ function walk(dir: string, root: string, out: string[]): void {
 
 export function checkTree(root: string): Violation[] {
   const files: string[] = [];
-  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store', 'issuer', 'common']) {
+  for (const top of ['protocol', 'enclave', 'parent', 'client', 'emulators', 'store', 'issuer', 'service', 'common']) {
     try {
       walk(join(root, top), root, files);
     } catch {

@@ -83,3 +83,23 @@ export async function removeRange(store: Store, cidr: string): Promise<void> {
     await tx.query('DELETE FROM ip_range WHERE cidr = $1::cidr', [cidr]);
   });
 }
+
+export interface RangeFigures {
+  cidr: string;
+  draining: boolean;
+  free: number;
+  reserved: number;
+  quarantined: number;
+}
+
+/** Every range with its counts, for the operator: how many addresses, never which are in use. */
+export async function listRanges(store: Queryable): Promise<RangeFigures[]> {
+  return store.query<RangeFigures>(
+    `SELECT text(r.cidr) AS cidr, r.draining,
+            count(p.ip) FILTER (WHERE p.state = 'free')::int AS free,
+            count(p.ip) FILTER (WHERE p.state = 'reserved')::int AS reserved,
+            count(p.ip) FILTER (WHERE p.state = 'quarantined')::int AS quarantined
+     FROM ip_range r LEFT JOIN ip_pool p ON p.range = r.cidr
+     GROUP BY r.cidr, r.draining ORDER BY r.cidr`,
+  );
+}

@@ -21,6 +21,14 @@ declare module 'pg' {
     end(): Promise<void>;
     on(event: 'error', listener: (error: Error) => void): this;
   }
-  const pg: { Pool: typeof Pool };
+  /** One connection of its own: the DIP service's lease session (session-level advisory locks). */
+  export class Client {
+    constructor(config?: Omit<PoolConfig, 'max'>);
+    connect(): Promise<void>;
+    query<Row>(sql: string, params?: unknown[]): Promise<QueryResult<Row>>;
+    end(): Promise<void>;
+    on(event: 'error', listener: (error: Error) => void): this;
+  }
+  const pg: { Pool: typeof Pool; Client: typeof Client };
   export default pg;
 }

@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { toStoreError } from './errors.js';
+import { LocalLeases } from './lease.js';
 import { withRetries, type SqlValue, type Store, type Transaction } from './store.js';
 
 /** Opens (creating it when missing) the database in `dataDir`; in memory when it is undefined. */
@@ -24,9 +25,15 @@ export async function openEmbeddedStore(dataDir?: string): Promise<Store> {
       throw toStoreError(error);
     }
   };
+  // One process owns the data directory, so the leases of this process are all the leases there are.
+  const leases = new LocalLeases();
   return {
     engine: 'embedded',
     query,
+    tryLease: async (key) => {
+      const release = leases.take(key);
+      return release === null ? null : async () => release();
+    },
     transaction: <T>(work: (tx: Transaction) => Promise<T>) =>
       withRetries(() =>
         db.transaction(async (pgTx) => {

@@ -1,8 +1,9 @@
 // The PostgreSQL engine, for several issuer or DIP-service instances sharing one database
 // (SPEC §11). A pool of connections; the same SQL as the embedded engine.
 
-import pg from 'pg';
+import pg, { type Client } from 'pg';
 import { toStoreError } from './errors.js';
+import { LocalLeases, advisoryLockKey, type ReleaseLease } from './lease.js';
 import { withRetries, type SqlValue, type Store, type Transaction } from './store.js';
 
 export interface PostgresOptions {
@@ -41,9 +42,66 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
     await pool.end();
     throw error;
   }
+  const leases = new LocalLeases();
+  const scope = options.schema ?? '';
+  // The leases' own session: its advisory locks end with it, so a killed instance holds none.
+  let session: Client | null = null;
+  let connecting: Promise<Client> | null = null;
+  const leaseSession = (): Promise<Client> => {
+    if (session !== null) return Promise.resolve(session);
+    connecting ??= (async () => {
+      const client = new pg.Client({
+        connectionString: options.connectionString,
+        connectionTimeoutMillis: 10_000,
+        ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
+      });
+      // A lost session has lost its locks; the next lease opens a new one.
+      client.on('error', () => {
+        if (session === client) session = null;
+        void client.end().catch(() => {});
+      });
+      await client.connect();
+      session = client;
+      return client;
+    })().finally(() => {
+      connecting = null;
+    });
+    return connecting;
+  };
+  const tryLease = async (key: Uint8Array): Promise<ReleaseLease | null> => {
+    const releaseLocal = leases.take(key);
+    if (releaseLocal === null) return null;
+    const lockKey = advisoryLockKey(scope, key);
+    let client: Client;
+    try {
+      client = await leaseSession();
+      const [row] = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [lockKey])).rows;
+      if (row?.locked !== true) {
+        releaseLocal();
+        return null;
+      }
+    } catch (error) {
+      releaseLocal();
+      throw toStoreError(error);
+    }
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      try {
+        // A session that died took the lock with it: nothing left to unlock.
+        if (session === client) await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey]);
+      } catch {
+        // The session is failing; its end releases the lock.
+      } finally {
+        releaseLocal();
+      }
+    };
+  };
   return {
     engine: 'postgres',
     query,
+    tryLease,
     transaction: <T>(work: (tx: Transaction) => Promise<T>) =>
       withRetries(async () => {
         const client = await pool.connect();
@@ -69,6 +127,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Store
           client.release(broken);
         }
       }),
-    close: () => pool.end(),
+    close: async () => {
+      const client = session ?? (await connecting?.catch(() => null)) ?? null;
+      session = null;
+      await client?.end().catch(() => {});
+      await pool.end();
+    },
   };
 }

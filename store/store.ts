@@ -3,6 +3,9 @@
 // (open.ts); the query modules are the same SQL on both.
 
 import { StoreError, isRetryable, sqlStateOf, toStoreError } from './errors.js';
+import type { ReleaseLease } from './lease.js';
+
+export type { ReleaseLease } from './lease.js';
 
 export type SqlValue = string | number | bigint | boolean | Uint8Array | null;
 
@@ -26,6 +29,11 @@ export interface Store extends Queryable {
    * waits for the transaction to end.
    */
   transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * Takes the in-flight lease of `key` (a token nonce) for this instance, or null when any
+   * instance holds it (lease.ts). A lease lives until it is released or its instance dies.
+   */
+  tryLease(key: Uint8Array): Promise<ReleaseLease | null>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eventLine, methodLabel, requestLine } from '../http-log.js';
-import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionTexts } from '../options.js';
+import { eventLine, methodLabel, requestLine, undatedEventLine } from '../http-log.js';
+import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionTexts, readOptionValues } from '../options.js';
 
 const OPTIONS = [
   { flag: 'listen', kind: 'address' },
@@ -46,4 +46,23 @@ test('requestLine writes method, route, status and latency only; eventLine the t
   const event = JSON.parse(eventLine('started', { port: 8080 })) as Record<string, unknown>;
   assert.deepEqual(Object.keys(event), ['time', 'event', 'port'], 'event line fields in order');
   assert.equal(event['event'], 'started', 'the event name');
+});
+
+test('readOptionValues: a repeatable flag collects every value and replaces the environment list; others keep the last', () => {
+  const options = [
+    { flag: 'parent', kind: 'url', repeatable: true },
+    { flag: 'listen', kind: 'address' },
+  ] as const;
+  const name = (option: (typeof options)[number]): string => `T_${option.flag.toUpperCase()}`;
+  const fromEnv = readOptionValues(options, [], { T_PARENT: 'http://a, http://b,,', T_LISTEN: 'h:1' }, name)!;
+  assert.deepEqual(fromEnv.get(options[0]), ['http://a', 'http://b'], 'a comma-separated list in the environment');
+  const both = readOptionValues(options, ['--parent', 'http://c', '--listen', 'h:2', '--parent=http://d', '--listen', 'h:3'], { T_PARENT: 'http://a' }, name)!;
+  assert.deepEqual(both.get(options[0]), ['http://c', 'http://d'], 'the flags replace the environment list');
+  assert.deepEqual(both.get(options[1]), ['h:3'], 'the last value of an option that does not repeat');
+  assert.equal(readOptionTexts(options, ['--parent', 'x', '--parent', 'y'], {}, name)!.get(options[0]), 'y', 'readOptionTexts keeps the last');
+  assert.equal(readOptionTexts(options, [], { T_PARENT: '' }, name)!.has(options[0]), false, 'an empty list is no value');
+});
+
+test('undatedEventLine writes the event and its fields without any time', () => {
+  assert.deepEqual(JSON.parse(undatedEventLine('started', { port: 1 })), { event: 'started', port: 1 }, 'no time field');
 });

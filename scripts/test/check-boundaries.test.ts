@@ -76,6 +76,20 @@ test('issuer/ (untrusted) never imports enclave/ or client/, not even from tests
   assert.deepEqual(rules('issuer/domain.ts', "import { createSrtVerifier } from '../protocol/srt.js'; import { openStore } from '../store/open.js';"), [], 'protocol/ and store/ are allowed');
 });
 
+test('service/ (untrusted) never imports enclave/, client/, issuer/, parent/ or emulators/, not even from tests, and enclave/ never imports service/', () => {
+  assert.equal(rules('service/dip.ts', "import { x } from '../enclave/core/service.js';").length, 1, 'service/ importing enclave/');
+  assert.equal(rules('service/test/assign.test.ts', "import { x } from '../../client/flows.js';").length, 1, 'a service test importing client/');
+  assert.equal(rules('service/main.ts', "import { x } from '../issuer/token-keys.js';").length, 1, 'service/ importing issuer/');
+  assert.equal(rules('service/parents.ts', "export { y } from '../parent/server.js';").length, 1, 'service/ importing parent/');
+  assert.equal(rules('service/main.ts', "import { y } from '../emulators/kms/kms.js';").length, 1, 'service/ importing emulators/');
+  assert.equal(rules('enclave/main.ts', "const m = await import('../service/dip.js');").length, 1, 'enclave/ importing service/');
+  assert.deepEqual(
+    rules('service/dip.ts', "import { verifyToken } from '../protocol/privacypass-issuance.js'; import { beginAssign } from '../store/token-nonce.js'; import { readBody } from '../common/http-body.js';"),
+    [],
+    'protocol/, store/ and common/ are allowed',
+  );
+});
+
 test('the SRT rules live in protocol/ and use node:crypto only', () => {
   assert.equal(rules('protocol/srt.ts', "import { jwtVerify } from '../enclave/core/tokens.js';").length, 1, 'protocol/ importing enclave/');
   assert.equal(rules('protocol/srt.ts', "import { jwtVerify } from 'jose';").length, 1, 'protocol/ importing jose');

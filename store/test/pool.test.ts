@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { isCanonicalIp } from '../../protocol/ip.js';
 import { StoreError, type StoreErrorCode } from '../errors.js';
-import { addRange, drainRange, removeRange, MAX_RANGE_ADDRESSES } from '../ip-range.js';
+import { addRange, drainRange, listRanges, removeRange, MAX_RANGE_ADDRESSES } from '../ip-range.js';
 import { expireReservations, extendReservation, isRefreshable, poolFigures, reserveFreeIp } from '../ip-pool.js';
 import { beginAssign, completeAssign, forgetRetiredKey, refuseAssign, MAX_REFUSALS, type BeginAssignOutcome } from '../token-nonce.js';
 import { deleteBackup, getBackup, putBackup } from '../backup.js';
@@ -193,6 +193,14 @@ for (const engine of ENGINES) {
       await addRange(t.store, '198.51.100.0/32');
       await drainRange(t.store, '192.0.2.0/31');
       assert.deepEqual(await poolFigures(t.store), { free: 1, reserved: 1, quarantined: 0, draining: 1 }, 'figures while draining');
+      assert.deepEqual(
+        (await listRanges(t.store)).map((r) => ({ ...r })),
+        [
+          { cidr: '192.0.2.0/31', draining: true, free: 1, reserved: 1, quarantined: 0 },
+          { cidr: '198.51.100.0/32', draining: false, free: 1, reserved: 0, quarantined: 0 },
+        ],
+        'each range with its counts',
+      );
       assert.deepEqual(await beginAssign(t.store, nonce('n'), KEY, UNTIL), { kind: 'reserved', ip: '198.51.100.0' }, 'only the active range hands out');
       assert.deepEqual(await beginAssign(t.store, nonce('m'), KEY, UNTIL), { kind: 'exhausted' }, 'the draining address stays unused');
       await assert.rejects(drainRange(t.store, '203.0.113.0/24'), storeError('range_unknown'), 'drain an unknown range');

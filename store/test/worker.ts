@@ -1,7 +1,8 @@
 // A second (and third) OS process for the multi-process tests: opens the PostgreSQL schema it is
 // given, says "ready", waits for "go" on stdin so that both processes start together, runs its
 // share of concurrent operations and prints what it got as one JSON line.
-// Usage: worker.ts issue|reserve <connectionString> <schema> <process index> <count>
+// In `lease` mode it takes the lease of one nonce, says "leased" and waits to be killed.
+// Usage: worker.ts issue|reserve|lease <connectionString> <schema> <process index> <count>
 
 import { createHash } from 'node:crypto';
 import { openPostgresStore } from '../postgres.js';
@@ -12,6 +13,12 @@ const [mode, connectionString, schema, index, count] = process.argv.slice(2) as 
 const sha256 = (text: string): Uint8Array => new Uint8Array(createHash('sha256').update(text).digest());
 
 const store = await openPostgresStore({ connectionString, schema });
+if (mode === 'lease') {
+  const release = await store.tryLease(new Uint8Array(createHash('sha256').update('lease worker').digest()));
+  if (release === null) process.exit(3);
+  process.stdout.write('leased\n');
+  await new Promise(() => {});
+}
 process.stdout.write('ready\n');
 await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
 
