@@ -3,9 +3,13 @@
 // trusting that enclave's root and the development PCR0, creates the keyset once (kept in the
 // state directory, so tokens outlive a restart), the parent on http://127.0.0.1:8080 with it, and
 // the token issuer (SPEC §10) on http://127.0.0.1:8082 trusting the development SRT issuer and
-// writing token-keys.json; waits until all are ready, says where they are, stops all on Ctrl-C.
+// writing token-keys.json, and the DIP service (SPEC §11, the app's entry point) on
+// http://127.0.0.1:8081 in front of the parent, its operator routes on http://127.0.0.1:8084 and its
+// pool made of documentation ranges; waits until all are ready, says where they are, stops all on
+// Ctrl-C.
 //
 //   npx tsx scripts/dev-stack.ts [--state DIR] [--port N] [--kms-port N] [--issuer-port N]
+//                                [--service-port N] [--admin-port N]
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -14,6 +18,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEV_PCRS, pcrToHex } from '../client/manifest.js';
+import { DEV_EXCLUDES, DEV_RANGES } from './dev-pool.js';
 import { encodeFrame, FrameReader } from '../protocol/frame.js';
 import { parseResponse } from '../protocol/messages.js';
 
@@ -22,13 +27,16 @@ const READY_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 15_000;
 
 const USAGE = `usage: npx tsx scripts/dev-stack.ts [--state DIR] [--port N] [--kms-port N] [--issuer-port N]
+                                    [--service-port N] [--admin-port N]
 
-  --state DIR      development state: enclave.sock, nsm-root.pem, srt-issuer.json, kms-key.json,
-                   kms-pcr-policy.txt, keyset.json, issuer-keys.json, issuer-db/, token-keys.json
-                   (default: .dev)
-  --port N         the parent's HTTP port on 127.0.0.1 (default: 8080; 0 picks a free one)
-  --kms-port N     the KMS emulator's port on 127.0.0.1 (default: 8083; 0 picks a free one)
-  --issuer-port N  the token issuer's port on 127.0.0.1 (default: 8082; 0 picks a free one)
+  --state DIR        development state: enclave.sock, nsm-root.pem, srt-issuer.json, kms-key.json,
+                     kms-pcr-policy.txt, keyset.json, issuer-keys.json, issuer-db/, token-keys.json,
+                     service-db/ (default: .dev)
+  --port N           the parent's HTTP port on 127.0.0.1 (default: 8080; 0 picks a free one)
+  --kms-port N       the KMS emulator's port on 127.0.0.1 (default: 8083; 0 picks a free one)
+  --issuer-port N    the token issuer's port on 127.0.0.1 (default: 8082; 0 picks a free one)
+  --service-port N   the DIP service's port on 127.0.0.1 (default: 8081; 0 picks a free one)
+  --admin-port N     the DIP service's operator routes on 127.0.0.1 (default: 8084; 0 picks a free one)
 `;
 
 /** The development deployment's name: the KMS encryption context of its keyset (SPEC §9). */
@@ -50,25 +58,42 @@ interface Options {
   port: number;
   kmsPort: number;
   issuerPort: number;
+  servicePort: number;
+  adminPort: number;
 }
 
 function readOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { state: { type: 'string' }, port: { type: 'string' }, 'kms-port': { type: 'string' }, 'issuer-port': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      state: { type: 'string' },
+      port: { type: 'string' },
+      'kms-port': { type: 'string' },
+      'issuer-port': { type: 'string' },
+      'service-port': { type: 'string' },
+      'admin-port': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
   });
   if (values.help === true) {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const port = Number(values.port ?? '8080');
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port must be 0..65535');
-  const kmsPort = Number(values['kms-port'] ?? '8083');
-  if (!Number.isInteger(kmsPort) || kmsPort < 0 || kmsPort > 65535) throw new Error('--kms-port must be 0..65535');
-  const issuerPort = Number(values['issuer-port'] ?? '8082');
-  if (!Number.isInteger(issuerPort) || issuerPort < 0 || issuerPort > 65535) throw new Error('--issuer-port must be 0..65535');
-  return { stateDir: resolve(REPO_ROOT, values.state ?? '.dev'), port, kmsPort, issuerPort };
+  const portOf = (flag: 'port' | 'kms-port' | 'issuer-port' | 'service-port' | 'admin-port', fallback: string): number => {
+    const text = values[flag] ?? fallback;
+    const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+    if (!(port >= 0 && port <= 65535)) throw new Error(`--${flag} must be 0..65535`);
+    return port;
+  };
+  const [port, kmsPort, issuerPort, servicePort, adminPort] = [
+    portOf('port', '8080'),
+    portOf('kms-port', '8083'),
+    portOf('issuer-port', '8082'),
+    portOf('service-port', '8081'),
+    portOf('admin-port', '8084'),
+  ];
+  return { stateDir: resolve(REPO_ROOT, values.state ?? '.dev'), port, kmsPort, issuerPort, servicePort, adminPort };
 }
 
 /** A child process whose output lines are shown with a name in front. */
@@ -199,6 +224,8 @@ async function main(): Promise<number> {
   let parentUrl = '';
   let kmsUrl = '';
   let issuerUrl = '';
+  let serviceUrl = '';
+  let adminUrl = '';
   const keysetPath = join(options.stateDir, 'keyset.json');
   let keysetCreated = false;
   try {
@@ -241,6 +268,27 @@ async function main(): Promise<number> {
     ]);
     if (issuerListening === null) throw new Error('the issuer exited before it listened');
     issuerUrl = `http://127.0.0.1:${(JSON.parse(issuerListening) as { port: number }).port}`;
+    // The DIP service pins the token-keys.json the issuer has just written, and calls the parent.
+    const tokenKeys = join(options.stateDir, 'token-keys.json');
+    await waitUntil('the issuer wrote token-keys.json', issuer, async () => existsSync(tokenKeys));
+    const rangeArgs = [...DEV_RANGES.flatMap((r) => ['--range', r]), ...DEV_EXCLUDES.flatMap((r) => ['--exclude', r])];
+    const service = startChild('service', [
+      'service/main.ts',
+      '--listen', `127.0.0.1:${options.servicePort}`,
+      '--admin-listen', `127.0.0.1:${options.adminPort}`,
+      '--parent', parentUrl,
+      '--token-keys', tokenKeys,
+      '--store', join(options.stateDir, 'service-db'),
+      ...rangeArgs,
+    ]);
+    children.push(service);
+    const serviceListening = service.waitForLine((line) => line.includes('"event":"listening"'));
+    const adminListening = service.waitForLine((line) => line.includes('"event":"admin_listening"'));
+    const ports = await Promise.race([Promise.all([serviceListening, adminListening]), service.exited.then(() => null)]);
+    if (ports === null) throw new Error('the DIP service exited before it listened');
+    serviceUrl = `http://127.0.0.1:${(JSON.parse(ports[0]) as { port: number }).port}`;
+    adminUrl = `http://127.0.0.1:${(JSON.parse(ports[1]) as { port: number }).port}`;
+    await waitUntil('the DIP service was ready', service, async () => (await fetch(`${serviceUrl}/readyz`).catch(() => null))?.status === 200);
   } catch (error) {
     process.stderr.write(`dev-stack: ${(error as Error).message}\n`);
     return stop(1);
@@ -250,6 +298,8 @@ async function main(): Promise<number> {
     [
       '',
       'Development stack is up (NSM emulator: attestation documents are development documents).',
+      `  service   ${serviceUrl}  (the DIP service, the app's entry point; try: curl ${serviceUrl}/readyz)`,
+      `  admin     ${adminUrl}  (its operator routes; try: node --import tsx service/main.ts ranges list --admin ${adminUrl})`,
       `  enclave   unix:${shown(socketPath)}`,
       `  kms       ${kmsUrl}  (KMS emulator: development only)`,
       `  parent    ${parentUrl}  (try: curl ${parentUrl}/readyz)`,
@@ -259,6 +309,7 @@ async function main(): Promise<number> {
       `            srt-issuer.json  the development SRT issuer's private key: mint SRTs with it`,
       `            keyset.json      the deployment's keyset (SPEC §9)${keysetCreated ? ', created now' : ''}; kms-key.json holds the emulator's key`,
       `            token-keys.json  the issuer keys an app release pins (SPEC §8, §10); issuer-keys.json holds their private halves`,
+      `            service-db/      the DIP service's pool (${DEV_RANGES.join(', ')}), reservations, spent tokens, backups`,
       'Ctrl-C stops them all.',
       '',
     ].join('\n'),

@@ -11,7 +11,7 @@ const USAGE = `usage: node --import tsx service/main.ts ranges COMMAND --admin U
   ranges drain CIDR                     hand out no new address of the range; reservations run out
   ranges remove CIDR                    remove a range none of whose addresses is reserved or in quarantine
   ranges list                           every range with its free, reserved and quarantined counts
-  --admin URL    a running instance's --admin-listen, e.g. http://127.0.0.1:8091  [DIP_SERVICE_ADMIN_URL]
+  --admin URL    a running instance's --admin-listen, e.g. http://127.0.0.1:8084  [DIP_SERVICE_ADMIN_URL]
   --json         print the admin route's JSON answer as it is
 `;
 
@@ -77,7 +77,7 @@ export async function runRangesCommand(
     try {
       admin = new URL(adminText);
     } catch {
-      throw new UsageError('--admin must be a URL such as http://127.0.0.1:8091');
+      throw new UsageError('--admin must be a URL such as http://127.0.0.1:8084');
     }
     json = values.json === true;
     request =

@@ -1,8 +1,9 @@
 // `make dev` as a newcomer runs it: the development stack comes up with an enclave on a Unix
-// socket, the KMS emulator, the parent and the token issuer on 127.0.0.1, writes the SPEC §8 state
-// files (the keyset and the issuer key once, token-keys.json), answers /readyz and the issuer's
-// directory, stops cleanly on Ctrl-C (SIGINT), and after a restart with the same state directory
-// still refreshes a DRT issued before it.
+// socket, the KMS emulator, the parent, the token issuer and the DIP service (with its operator
+// routes) on 127.0.0.1, writes the SPEC §8 state files (the keyset and the issuer key once,
+// token-keys.json), answers /readyz and the issuer's directory, assigns through the service with
+// a token from the issuer, stops cleanly on Ctrl-C (SIGINT), and after a restart with the same
+// state directory still refreshes, through the service, a DRT issued before it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,16 +12,19 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assign, refresh } from '../../client/flows.js';
 import { DEV_PCRS } from '../../client/manifest.js';
 import { mintDevSrt, parseDevIssuer } from '../../client/tokens.js';
 import { ClientError } from '../../client/errors.js';
 import { getToken, parseTokenKeys, verifySavedToken } from '../../client/privacy-pass.js';
+import { assignThroughService, refreshThroughService } from '../../client/service-flows.js';
+import { DEV_RANGES } from '../dev-pool.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Running {
   url: string;
+  serviceUrl: string;
+  adminUrl: string;
   issuerUrl: string;
   kmsUrl: string;
   output: () => string;
@@ -28,7 +32,7 @@ interface Running {
 }
 
 async function startStack(t: { after: (fn: () => void) => void }, state: string): Promise<Running> {
-  const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev-stack.ts', '--state', state, '--port', '0', '--kms-port', '0', '--issuer-port', '0'], {
+  const stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev-stack.ts', '--state', state, '--port', '0', '--kms-port', '0', '--issuer-port', '0', '--service-port', '0', '--admin-port', '0'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -41,7 +45,7 @@ async function startStack(t: { after: (fn: () => void) => void }, state: string)
   const exited = new Promise<number | null>((resolve) => stack.on('exit', (code) => resolve(code)));
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setInterval(() => {
-      const found = /kms {7}(http:\/\/127\.0\.0\.1:\d+)[^]*parent {4}(http:\/\/127\.0\.0\.1:\d+)[^]*issuer {4}(http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      const found = /service {3}(http:\/\/127\.0\.0\.1:\d+)[^]*admin {5}(http:\/\/127\.0\.0\.1:\d+)[^]*kms {7}(http:\/\/127\.0\.0\.1:\d+)[^]*parent {4}(http:\/\/127\.0\.0\.1:\d+)[^]*issuer {4}(http:\/\/127\.0\.0\.1:\d+)/.exec(output);
       if (found) {
         clearInterval(timer);
         resolve(found);
@@ -52,9 +56,11 @@ async function startStack(t: { after: (fn: () => void) => void }, state: string)
     }, 100);
   });
   return {
-    kmsUrl: match[1]!,
-    url: match[2]!,
-    issuerUrl: match[3]!,
+    serviceUrl: match[1]!,
+    adminUrl: match[2]!,
+    kmsUrl: match[3]!,
+    url: match[4]!,
+    issuerUrl: match[5]!,
     output: () => output,
     interrupt: async () => {
       stack.kill('SIGINT');
@@ -91,12 +97,15 @@ test('the development stack starts with the KMS emulator, creates the keyset onc
   const trust = (): { root: string; expectedPcrs: typeof DEV_PCRS } => ({ root: readFileSync(join(state, 'nsm-root.pem'), 'utf8'), expectedPcrs: DEV_PCRS });
   const dev = parseDevIssuer(issuerText);
   const srt = await mintDevSrt(dev, { sub: 'sub-dev-stack-restart', did: 0 });
-  const assigned = await assign({ url: first.url, trust: trust(), srt, ip: '198.51.100.31' });
 
-  // SPEC §10 end to end: the app's side against the real issuer, pinned by token-keys.json.
+  // SPEC §10–11 end to end: a token from the real issuer, pinned by token-keys.json, redeemed at the service.
   const config = parseTokenKeys(tokenKeys);
   const token = await getToken({ issuerUrl: first.issuerUrl, srt, config });
   verifySavedToken(token.encoded, config);
+  const assigned = await assignThroughService({ url: first.serviceUrl, trust: trust(), srt, pinned: config, token: token.encoded });
+  assert.match(assigned.ip, /^(198\.51\.100\.\d{1,3}|2001:db8:d1::[0-9a-f]{1,2})$/, `the service handed out an address of the development pool (${DEV_RANGES.join(', ')})`);
+  const pool = (await (await fetch(`${first.adminUrl}/admin/pool`)).json()) as { pool: { reserved: number } };
+  assert.equal(pool.pool.reserved, 1, 'the operator route counts the reservation');
   await assert.rejects(
     getToken({ issuerUrl: first.issuerUrl, srt, config }),
     (e: unknown) => e instanceof ClientError && e.code === 'already_issued' && e.fromServer,
@@ -109,13 +118,19 @@ test('the development stack starts with the KMS emulator, creates the keyset onc
   await assert.rejects(fetch(`${first.url}/healthz`), 'the parent is gone');
   await assert.rejects(fetch(`${first.kmsUrl}/`), 'the KMS emulator is gone');
   await assert.rejects(fetch(`${first.issuerUrl}/healthz`), 'the issuer is gone');
+  await assert.rejects(fetch(`${first.serviceUrl}/healthz`), 'the DIP service is gone');
   assert.equal(existsSync(join(state, 'enclave.sock')), false, 'the socket is removed');
 
   const second = await startStack(t, state);
   assert.doesNotMatch(second.output(), /created now/, 'the keyset is kept');
   assert.equal(readFileSync(join(state, 'keyset.json'), 'utf8'), keyset, 'unchanged');
   assert.equal(readFileSync(join(state, 'token-keys.json'), 'utf8'), tokenKeys, 'the issuer keeps its key across a restart');
-  const refreshed = await refresh({ url: second.url, trust: trust(), srt, drt: assigned.drt });
-  assert.equal(refreshed.ip, '198.51.100.31', 'the DRT from before the restart still refreshes (same M through KMS)');
+  const refreshed = await refreshThroughService({ url: second.serviceUrl, trust: trust(), srt, drt: assigned.drt });
+  assert.equal(refreshed.ip, assigned.ip, 'the DRT from before the restart still refreshes through the service: its reservation is kept, and the same M through KMS');
+  await assert.rejects(
+    assignThroughService({ url: second.serviceUrl, trust: trust(), srt, pinned: config, token: token.encoded }),
+    (e: unknown) => e instanceof ClientError && e.code === 'token_spent',
+    'the spent token stays spent across the restart',
+  );
   assert.equal(await second.interrupt(), 0, 'stops again');
 });
