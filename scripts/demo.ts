@@ -1,10 +1,13 @@
-// `make demo`: one readable transcript of the whole life of a Dedicated IP against the local stack
-// (SPEC §4–§8): attest, assign, use the DAT, refresh, back up and restore the DRT on a second
-// device, and a support reset that retires the old DRT. Development data only.
+// `make demo`: one readable transcript of the whole life of a Dedicated IP through the whole local
+// system (SPEC §2–§11), as the app lives it: an SRT, a blinded token from the issuer, an assign
+// through the DIP service, a VPN server checking the DAT, a refresh, a backup restored on a second
+// device, a second token for the same subscription version refused, a support reset (the old DRT
+// refused, a new IP assigned), and the old reservation running out through its quarantine with an
+// accelerated clock. Development data only.
 //
-// Uses the stack of `make dev` when one answers on http://127.0.0.1:8080 (state in .dev/);
-// otherwise starts a throwaway enclave, KMS emulator and parent in a temporary directory (the
-// parent unlocks the enclave through the emulator, SPEC §9) and stops them after.
+// Uses the stack of `make dev` when all of it answers on its default ports (state in .dev/);
+// otherwise starts a throwaway one (enclave, KMS emulator, parent, issuer, DIP service) in a
+// temporary directory and stops it after.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,20 +16,31 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { encodeBackupText, decodeBackupText, generateAccessCode, openBackup, sealBackup } from '../client/backup.js';
 import { ClientError } from '../client/errors.js';
-import { assign, attest, refresh, type Trust } from '../client/flows.js';
+import { attest, type Trust } from '../client/flows.js';
+import type { Fetch } from '../client/http.js';
 import { DEV_PCRS, pcrToHex } from '../client/manifest.js';
+import { checkChallenges, getToken, parseTokenKeys } from '../client/privacy-pass.js';
+import { ServiceClient } from '../client/service.js';
+import { assignThroughService, pullBackup, pushBackup, refreshThroughService } from '../client/service-flows.js';
 import { mintDevSrt, parseDevIssuer } from '../client/tokens.js';
+import { DEV_EXCLUDES, DEV_RANGES } from './dev-pool.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_URL = 'http://127.0.0.1:8080';
 
 export interface LocalStack {
+  /** The parent (SPEC §6). */
   url: string;
-  /** The development state directory: nsm-root.pem and srt-issuer.json. */
+  /** The DIP service (SPEC §11), the app's entry point. */
+  serviceUrl: string;
+  /** The DIP service's operator routes (loopback). */
+  adminUrl: string;
+  /** The token issuer (SPEC §10). */
+  issuerUrl: string;
+  /** The development state directory: nsm-root.pem, srt-issuer.json, token-keys.json. */
   dir: string;
-  /** Everything the enclave and the parent wrote to stdout and stderr (their logs). */
+  /** Everything every process wrote to stdout and stderr (their logs). */
   output(): string;
   stop(): Promise<void>;
 }
@@ -42,12 +56,12 @@ function spawnTs(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildPro
   return { child, output: () => output };
 }
 
-function listeningEvent(output: string): Record<string, unknown> | undefined {
+function loggedEvent(output: string, name: string): Record<string, unknown> | undefined {
   for (const line of output.split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
       const event = JSON.parse(line) as Record<string, unknown>;
-      if (event['event'] === 'listening') return event;
+      if (event['event'] === name) return event;
     } catch {
       // a partial line; read it again on the next poll
     }
@@ -74,37 +88,42 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+const answers200 = async (url: string): Promise<true | undefined> => ((await fetch(url).catch(() => null))?.status === 200 ? true : undefined);
+
 /**
- * Starts the development enclave (NSM emulator) on a Unix socket in `dir`, the KMS emulator and
- * the parent on free loopback ports, creates the keyset (SPEC §9) when `dir` has none, and resolves
- * once the parent's /readyz says the enclave is unlocked and answers.
+ * Starts the whole development system in `dir`, every HTTP server on a free loopback port: the
+ * enclave (NSM emulator) on a Unix socket, the KMS emulator, the parent (creating the keyset,
+ * SPEC §9, when `dir` has none), the token issuer (which writes token-keys.json) and the DIP
+ * service over the development pool (scripts/dev-stack.ts DEV_RANGES); resolves once all are ready.
  */
 export async function startLocalStack(dir: string = mkdtempSync(join(tmpdir(), 'dip-stack-'))): Promise<LocalStack> {
   const socket = join(dir, 'enclave.sock');
   const enclave = spawnTs(['enclave/main.ts', '--dev', dir, '--listen', `unix:${socket}`]);
-  let kms: ReturnType<typeof spawnTs> | undefined;
-  let parent: ReturnType<typeof spawnTs> | undefined;
+  const started: Array<ReturnType<typeof spawnTs>> = [enclave];
   const stop = async (): Promise<void> => {
-    if (parent) await stopChild(parent.child);
-    if (kms) await stopChild(kms.child);
-    await stopChild(enclave.child);
+    // The callers first: the service, the issuer, the parent, the KMS emulator, then the enclave.
+    for (const process of [...started].reverse()) await stopChild(process.child);
+  };
+  const start = (args: string[], env: NodeJS.ProcessEnv = {}): ReturnType<typeof spawnTs> => {
+    const process = spawnTs(args, env);
+    started.push(process);
+    return process;
   };
   try {
-    await waitFor('the enclave', () => listeningEvent(enclave.output()), enclave.child, enclave.output);
+    await waitFor('the enclave', () => loggedEvent(enclave.output(), 'listening'), enclave.child, enclave.output);
     // The KMS emulator reads the root the enclave has just written, and allows the development PCR0.
     const policy = join(dir, 'kms-pcr-policy.txt');
     if (!existsSync(policy)) writeFileSync(policy, `${pcrToHex(DEV_PCRS.pcr0)}\n`);
-    const startedKms = spawnTs(['emulators/kms/main.ts', '--listen', '127.0.0.1:0', '--state-dir', dir]);
-    kms = startedKms;
+    const kms = start(['emulators/kms/main.ts', '--listen', '127.0.0.1:0', '--state-dir', dir]);
     const [arn, kmsUrl] = await waitFor(
       'the KMS emulator',
       () => {
-        const key = /^kms: key (\S+)$/m.exec(startedKms.output())?.[1];
-        const url = /^kms: listening on (\S+)$/m.exec(startedKms.output())?.[1];
+        const key = /^kms: key (\S+)$/m.exec(kms.output())?.[1];
+        const url = /^kms: listening on (\S+)$/m.exec(kms.output())?.[1];
         return key !== undefined && url !== undefined ? [key, url] : undefined;
       },
-      startedKms.child,
-      startedKms.output,
+      kms.child,
+      kms.output,
     );
     const kmsArgs = ['--kms-endpoint', kmsUrl, '--kms-region', 'us-east-1'];
     const keyset = join(dir, 'keyset.json');
@@ -113,12 +132,43 @@ export async function startLocalStack(dir: string = mkdtempSync(join(tmpdir(), '
       const code = await new Promise<number | null>((resolveExit) => create.child.once('close', resolveExit));
       if (code !== 0) throw new Error(`keyset create failed:\n${create.output()}`);
     }
-    const started = spawnTs(['parent/main.ts', '--enclave', `unix:${socket}`, '--keyset', keyset, ...kmsArgs, '--listen', '127.0.0.1:0'], DEV_AWS_ENV);
-    parent = started;
-    const event = await waitFor('the parent', () => listeningEvent(started.output()), started.child, started.output);
-    const url = `http://127.0.0.1:${String(event['port'])}`;
-    await waitFor('the parent /readyz', async () => ((await fetch(`${url}/readyz`).catch(() => null))?.status === 200 ? true : undefined), started.child, started.output);
-    return { url, dir, stop, output: () => enclave.output() + startedKms.output() + started.output() };
+    const parent = start(['parent/main.ts', '--enclave', `unix:${socket}`, '--keyset', keyset, ...kmsArgs, '--listen', '127.0.0.1:0'], DEV_AWS_ENV);
+    const parentEvent = await waitFor('the parent', () => loggedEvent(parent.output(), 'listening'), parent.child, parent.output);
+    const url = `http://127.0.0.1:${String(parentEvent['port'])}`;
+    await waitFor('the parent /readyz', () => answers200(`${url}/readyz`), parent.child, parent.output);
+
+    const issuer = start(['issuer/main.ts', '--dev', '--state-dir', dir, '--listen', '127.0.0.1:0']);
+    const issuerEvent = await waitFor('the issuer', () => loggedEvent(issuer.output(), 'listening'), issuer.child, issuer.output);
+    const issuerUrl = `http://127.0.0.1:${String(issuerEvent['port'])}`;
+    const tokenKeys = join(dir, 'token-keys.json');
+    await waitFor('the issuer\'s token-keys.json', () => (existsSync(tokenKeys) ? true : undefined), issuer.child, issuer.output);
+
+    const service = start([
+      'service/main.ts', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--parent', url, '--token-keys', tokenKeys,
+      '--store', join(dir, 'service-db'),
+      ...DEV_RANGES.flatMap((range) => ['--range', range]), ...DEV_EXCLUDES.flatMap((range) => ['--exclude', range]),
+    ]);
+    const [serviceEvent, adminEvent] = await waitFor(
+      'the DIP service',
+      () => {
+        const app = loggedEvent(service.output(), 'listening');
+        const admin = loggedEvent(service.output(), 'admin_listening');
+        return app !== undefined && admin !== undefined ? [app, admin] : undefined;
+      },
+      service.child,
+      service.output,
+    );
+    const serviceUrl = `http://127.0.0.1:${String(serviceEvent['port'])}`;
+    await waitFor('the DIP service /readyz', () => answers200(`${serviceUrl}/readyz`), service.child, service.output);
+    return {
+      url,
+      serviceUrl,
+      adminUrl: `http://127.0.0.1:${String(adminEvent['port'])}`,
+      issuerUrl,
+      dir,
+      stop,
+      output: () => started.map((process) => process.output()).join(''),
+    };
   } catch (error) {
     await stop();
     throw error;
@@ -132,6 +182,7 @@ const STEP = (n: number, title: string): void => SAY(`\n── ${n}. ${title} ${
 /** Tokens are never printed whole, even development ones: a prefix and the length. */
 const short = (token: string): string => `${token.slice(0, 12)}…(${token.length} chars)`;
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
+const dayText = (day: number): string => iso(day * 86_400).slice(0, 10);
 
 async function expectFailure(promise: Promise<unknown>): Promise<ClientError> {
   try {
@@ -143,83 +194,163 @@ async function expectFailure(promise: Promise<unknown>): Promise<ClientError> {
   throw new Error('expected a refusal, but the call succeeded');
 }
 
+interface PoolFigures {
+  free: number;
+  reserved: number;
+  quarantined: number;
+}
+
+async function admin(adminUrl: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`${adminUrl}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const json = (await response.json()) as Record<string, unknown>;
+  if (response.status !== 200) throw new Error(`the operator route ${path} answered ${response.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+const pool = async (adminUrl: string): Promise<PoolFigures> => (await admin(adminUrl, '/admin/pool'))['pool'] as PoolFigures;
+const figures = (p: PoolFigures): string => `free ${p.free}, reserved ${p.reserved}, quarantined ${p.quarantined}`;
+
+const DEV_PORTS = { parent: 8080, service: 8081, issuer: 8082, admin: 8084 };
+
 export async function runDemo(): Promise<void> {
   let stack: LocalStack;
-  const ready = await fetch(`${DEFAULT_URL}/readyz`).then((r) => r.status === 200, () => false);
+  const local = (port: number): string => `http://127.0.0.1:${port}`;
   const devDir = join(REPO_ROOT, '.dev');
-  if (ready && existsSync(join(devDir, 'nsm-root.pem')) && existsSync(join(devDir, 'srt-issuer.json'))) {
-    stack = { url: DEFAULT_URL, dir: devDir, output: () => '', stop: async () => {} };
-    SAY(`Dedicated IP demo — DEVELOPMENT DATA — using the running dev stack at ${DEFAULT_URL} (state in .dev/)`);
+  const up = await Promise.all([
+    fetch(`${local(DEV_PORTS.parent)}/readyz`).then((r) => r.status === 200, () => false),
+    fetch(`${local(DEV_PORTS.service)}/readyz`).then((r) => r.status === 200, () => false),
+    fetch(`${local(DEV_PORTS.admin)}/admin/pool`).then((r) => r.status === 200, () => false),
+    fetch(`${local(DEV_PORTS.issuer)}/.well-known/private-token-issuer-directory`).then((r) => r.status === 200, () => false),
+  ]);
+  if (up.every(Boolean) && ['nsm-root.pem', 'srt-issuer.json', 'token-keys.json'].every((f) => existsSync(join(devDir, f)))) {
+    stack = {
+      url: local(DEV_PORTS.parent), serviceUrl: local(DEV_PORTS.service), issuerUrl: local(DEV_PORTS.issuer), adminUrl: local(DEV_PORTS.admin),
+      dir: devDir, output: () => '', stop: async () => {},
+    };
+    SAY(`Dedicated IP demo — DEVELOPMENT DATA — using the running dev stack (DIP service ${stack.serviceUrl}, state in .dev/)`);
+    SAY('  note: step 10 moves the pool\'s clock forward: reservations in .dev/ that nobody refreshed run out');
   } else {
-    SAY('Dedicated IP demo — DEVELOPMENT DATA — nothing answers on 127.0.0.1:8080, starting a throwaway stack');
+    SAY('Dedicated IP demo — DEVELOPMENT DATA — `make dev` is not running, starting a throwaway stack');
     stack = await startLocalStack();
-    SAY(`  enclave (NSM emulator) on a Unix socket, KMS emulator holding the keyset's key, parent on ${stack.url}, state in ${stack.dir}`);
+    SAY(`  enclave (NSM emulator), KMS emulator, parent ${stack.url}, issuer ${stack.issuerUrl}, DIP service ${stack.serviceUrl}; state in ${stack.dir}`);
   }
   try {
-    await transcript(stack);
+    const secrets = await transcript(stack);
+    const logs = stack.output();
+    if (logs !== '') {
+      const found = [secrets.sub, ...secrets.ips, ...secrets.tokens].filter((secret) => logs.includes(secret)).length;
+      SAY(`The ${logs.split('\n').length - 1} lines the five processes logged hold ${found === 0 ? 'no' : `${found} (BUG)`} subscription id, IP or token of this run (test/demo.test.ts checks every encoding, and the databases).`);
+    }
   } finally {
     await stack.stop();
     if (stack.dir !== devDir) rmSync(stack.dir, { recursive: true, force: true });
   }
 }
 
-async function transcript({ url, dir }: LocalStack): Promise<void> {
+/** What the app held during a transcript: none of it may reach a log or join another record. */
+export interface DemoSecrets {
+  sub: string;
+  ips: string[];
+  /** SRTs, Privacy Pass tokens, DATs, DRTs and the backup code. */
+  tokens: string[];
+}
+
+/**
+ * The demo's story against `stack`. `fetch` sees every request the app makes (tests record the
+ * sealed blobs with it); the returned secrets are what must never show up elsewhere.
+ */
+export async function transcript({ serviceUrl, issuerUrl, adminUrl, dir }: LocalStack, fetch: Fetch = globalThis.fetch): Promise<DemoSecrets> {
   const trust: Trust = { root: readFileSync(join(dir, 'nsm-root.pem'), 'utf8'), expectedPcrs: DEV_PCRS };
   const issuer = parseDevIssuer(readFileSync(join(dir, 'srt-issuer.json'), 'utf8'));
+  const pinned = parseTokenKeys(readFileSync(join(dir, 'token-keys.json'), 'utf8'));
   const sub = `demo-${randomBytes(4).toString('hex')}`;
-  const ip = `198.51.100.${1 + (randomBytes(1)[0]! % 254)}`; // TEST-NET-2
+  const service = new ServiceClient(serviceUrl, { fetch });
+  const url = serviceUrl;
+  const app = { url, trust, fetch };
 
-  STEP(1, 'The app attests the enclave');
-  const enclave = await attest({ url, trust });
-  const a = enclave.attestation;
-  SAY(`  GET /v1/attestation with a fresh 32-byte random nonce → ${a.moduleId}`);
-  SAY('  verified: COSE ES384 signature, certificate chain to the pinned (development) root, nonce, age');
-  SAY(`  PCR0 ${pcrToHex(a.pcrs.get(0)!).slice(0, 24)}…  PCR1 ${pcrToHex(a.pcrs.get(1)!).slice(0, 24)}…  PCR2 ${pcrToHex(a.pcrs.get(2)!).slice(0, 24)}… (the emulator's, as expected)`);
-  SAY(`  GET /v1/keys: SHA-256 matches user_data.jwks_sha256; boot key (HPKE P-256) taken from public_key`);
-
-  STEP(2, 'Assign: the app seals its SRT for an IP the DIP service chose');
+  STEP(1, 'The subscription service issues an SRT');
   const srt = await mintDevSrt(issuer, { sub, did: 0 });
-  SAY(`  SRT from the (development) subscription service: sub ${sub}, did 0  ${short(srt)}`);
-  const first = await assign({ url, trust, srt, ip });
-  SAY(`  POST /v1/dip/assign {"ip": "${ip}", "request": <HPKE ciphertext>}`);
-  SAY(`  the parent saw only: ip ${first.ip}, reservedUntil ${iso(first.reservedUntil)}, ciphertext`);
-  SAY(`  opened in the app: DAT ${short(first.dat)}  DRT ${short(first.drt)}`);
-  SAY(`  DAT verified against the attested JWKS: ip ${first.datClaims.ip}, expires ${iso(first.datClaims.exp)}, no sub`);
-  SAY(`  DRT read (only the enclave can verify it): did ${first.drtClaims.did}, ip ${first.drtClaims.ip}, expires ${iso(first.drtClaims.exp)} , rounded up to the next 00:00 UTC = reservedUntil`);
+  SAY(`  SRT (development issuer): sub ${sub}, did 0  ${short(srt)} — it stays in the app, the issuer and the enclave`);
 
-  STEP(3, 'A VPN server checks the DAT');
-  const jwks = createLocalJWKSet(JSON.parse(Buffer.from(enclave.jwks).toString('utf8')));
+  STEP(2, 'A blinded token from the issuer, for the DIP service\'s challenge');
+  const challenge = await service.challenge();
+  checkChallenges(challenge, pinned);
+  SAY(`  POST ${serviceUrl}/v1/dip/assign without a token → 401 WWW-Authenticate: PrivateToken challenge=… token-key=…`);
+  SAY(`  the challenge equals the one built from token-keys.json (issuer ${pinned.issuerName}, origin ${pinned.originInfo}): no key of its own for this user`);
+  const token = await getToken({ issuerUrl, srt, config: pinned, challenge, fetch });
+  SAY(`  issuer: Authorization: Bearer <SRT> + a blinded TokenRequest → blind signature; the app unblinds it: token ${short(token.encoded)}`);
+  SAY('  the issuer recorded (sub, did 0) as issued; it never sees the token it signed');
+
+  STEP(3, 'Assign through the DIP service: the service picks the IP, the enclave issues the tokens');
+  const before = await pool(adminUrl);
+  const first = await assignThroughService({ ...app, srt, pinned, token: token.encoded });
+  SAY(`  the app attested the enclave through the service (fresh nonce, development root, PCRs) and sealed its SRT to it`);
+  SAY(`  POST /v1/dip/assign, Authorization: PrivateToken token=… (redemption delay ${first.redemptionDelayMs} ms: development)`);
+  SAY(`  the service verified the token, spent its nonce, reserved a free IP and forwarded {ip, ciphertext} to the parent`);
+  SAY(`  → ip ${first.ip}, reservedUntil ${iso(first.reservedUntil)}; DAT ${short(first.dat)}, DRT ${short(first.drt)}`);
+  SAY(`  pool: ${figures(before)} → ${figures(await pool(adminUrl))}; the service holds (IP, day) and a spent nonce — no subscription id`);
+
+  STEP(4, 'A VPN server checks the DAT');
+  const attested = await attest(app);
+  const jwks = createLocalJWKSet(JSON.parse(Buffer.from(attested.jwks).toString('utf8')));
   const shown = await jwtVerify(first.dat, jwks, { algorithms: ['ES256'], typ: 'dat+jwt' });
   SAY(`  jwtVerify(DAT, GET /v1/keys): ok → route ${String((shown.payload['xv.vpn.dip.details'] as { ip: string }).ip)}; the server learns no subscription id`);
   const drtAsDat = await jwtVerify(first.drt, jwks, { algorithms: ['ES256'], typ: 'dat+jwt' }).then(() => 'accepted (BUG)', (e: Error & { code?: string }) => `refused (${e.code ?? e.name})`);
   SAY(`  the DRT shown as a DAT: ${drtAsDat}`);
 
-  STEP(4, 'Refresh before the DAT expires');
-  const second = await refresh({ url, trust, srt, drt: first.drt });
-  SAY(`  POST /v1/dip/refresh {"ip": <the DRT's IP>, "request": <ciphertext of SRT + DRT>} → same ip ${second.ip}, reservedUntil ${iso(second.reservedUntil)}`);
-  SAY(`  new DAT ${short(second.dat)} (jti ${second.datClaims.jti.slice(0, 8)}…), new DRT ${short(second.drt)}`);
+  STEP(5, 'Refresh before the DAT expires');
+  const second = await refreshThroughService({ ...app, srt, drt: first.drt });
+  SAY(`  POST /v1/dip/refresh {"ip", ciphertext of SRT + DRT}: the IP is reserved, so the service forwards it`);
+  SAY(`  → same ip ${second.ip}, reservedUntil ${iso(second.reservedUntil)}; new DAT (jti ${second.datClaims.jti.slice(0, 8)}…), new DRT`);
 
-  STEP(5, 'Back up the DRT and restore it on a second device');
-  const accessCode = generateAccessCode();
-  const backup = encodeBackupText(await sealBackup(second.drt, accessCode));
-  SAY(`  backup: scrypt(N=2^17, r=8, p=1) + AES-256-GCM → ${backup.slice(0, 18)}…(${backup.length} chars); access code shown once: ${accessCode}`);
-  const wrong = await expectFailure(openBackup(decodeBackupText(backup), 'WRONG-CODE-0000-0000'));
-  SAY(`  second device, mistyped code → ${wrong.code}`);
-  const restored = await openBackup(decodeBackupText(backup), accessCode);
-  SAY(`  second device, right code → DRT restored (${restored === second.drt ? 'identical' : 'DIFFERENT (BUG)'})`);
-  const srtDevice2 = await mintDevSrt(issuer, { sub, did: 0 });
-  const third = await refresh({ url, trust, srt: srtDevice2, drt: restored });
-  SAY(`  second device refreshes with its own SRT (same subscription) → ip ${third.ip}, the Dedicated IP follows the customer`);
+  STEP(6, 'Back up the DRT to the service and restore it on a second device');
+  const { backupCode } = await pushBackup({ url, fetch, drt: second.drt, scryptParams: DEMO_SCRYPT });
+  SAY(`  PUT /v1/backup/<random id>: 4,096 opaque bytes (scrypt + AES-256-GCM, padded); backup code shown once: ${backupCode.slice(0, 9)}…`);
+  const restored = await pullBackup({ url, fetch, backupCode });
+  SAY(`  second device: GET /v1/backup/<id>, opened with the code → DRT ${restored.drt === second.drt ? 'identical' : 'DIFFERENT (BUG)'}`);
+  const third = await refreshThroughService({ ...app, srt: await mintDevSrt(issuer, { sub, did: 0 }), drt: restored.drt });
+  SAY(`  second device refreshes with its own SRT → ip ${third.ip}: the Dedicated IP follows the customer`);
 
-  STEP(6, 'Support reset: the subscription version goes up (did 0 → 1)');
+  STEP(7, 'One IP per subscription version');
+  const again = await expectFailure(getToken({ issuerUrl, srt, config: pinned, challenge, fetch }));
+  SAY(`  a second token for (sub, did 0) from the issuer → ${again.code}`);
+  const respent = await expectFailure(assignThroughService({ ...app, srt, pinned, token: token.encoded }));
+  SAY(`  the first token redeemed again at the service → ${respent.code}`);
+
+  STEP(8, 'Support reset: the subscription version goes up (did 0 → 1)');
   const resetSrt = await mintDevSrt(issuer, { sub, did: 1 });
-  const refused = await expectFailure(refresh({ url, trust, srt: resetSrt, drt: third.drt }));
-  SAY(`  refresh with the old DRT (did 0) and the new SRT (did 1) → ${refused.fromServer ? 'server' : 'client'} error ${refused.code}`);
-  const fresh = await assign({ url, trust, srt: resetSrt, ip });
-  SAY(`  a new assign issues a DRT with did ${fresh.drtClaims.did}; every older DRT stays retired`);
+  const refused = await expectFailure(refreshThroughService({ ...app, srt: resetSrt, drt: third.drt }));
+  SAY(`  refresh with the old DRT (did 0) and the new SRT (did 1) → ${refused.fromServer ? 'the enclave refuses' : 'client error'}: ${refused.code}`);
+  const resetToken = await getToken({ issuerUrl, srt: resetSrt, config: pinned, challenge: await service.challenge(), fetch });
+  const fresh = await assignThroughService({ ...app, srt: resetSrt, pinned, token: resetToken.encoded });
+  SAY(`  one new token opens for did 1 → a new assign: ip ${fresh.ip} (${fresh.ip === first.ip ? 'the same address (BUG: it is still reserved)' : 'another address: the old one stays reserved until it runs out'}), DRT did ${fresh.drtClaims.did}`);
 
-  SAY('\nDone: attest → assign → use → refresh → backup/restore → reset, with no token ever in the clear outside the app.');
+  STEP(9, 'The old reservation runs out (accelerated clock: the operator runs the expiry job as of a later day)');
+  // A reservation holds through the day that starts at its reservedUntil (a 00:00 UTC).
+  const reservedDay = Math.floor(Math.max(third.reservedUntil, fresh.reservedUntil) / 86_400);
+  SAY(`  both reservations of this run hold through ${dayText(reservedDay)}: the day that starts at the DRTs' reservedUntil`);
+  const afterDay = reservedDay + 1;
+  const quarantineDays = 7;
+  SAY(`  POST /admin/expire {"today": "${dayText(reservedDay)}"} → ${JSON.stringify(await admin(adminUrl, '/admin/expire', { today: dayText(reservedDay) }))}; pool: ${figures(await pool(adminUrl))}`);
+  SAY(`  POST /admin/expire {"today": "${dayText(afterDay)}"} → ${JSON.stringify(await admin(adminUrl, '/admin/expire', { today: dayText(afterDay) }))}; pool: ${figures(await pool(adminUrl))}`);
+  SAY('  in quarantine an IP can still be refreshed by its holder; nobody else can be given it:');
+  const old = await expectFailure(refreshThroughService({ ...app, srt: resetSrt, drt: third.drt }));
+  SAY(`    the old DRT (did 0) → ${old.code}: nobody holds the old IP any more`);
+  const back = await refreshThroughService({ ...app, srt: resetSrt, drt: fresh.drt });
+  SAY(`    the current DRT (did 1) → ip ${back.ip} reserved again (a late app keeps its IP)`);
+  const freeDay = afterDay + quarantineDays;
+  SAY(`  POST /admin/expire {"today": "${dayText(freeDay)}"} (quarantine of ${quarantineDays} days over) → ${JSON.stringify(await admin(adminUrl, '/admin/expire', { today: dayText(freeDay) }))}; pool: ${figures(await pool(adminUrl))}`);
+  const gone = await expectFailure(refreshThroughService({ ...app, srt, drt: third.drt }));
+  SAY(`  the old IP is free again: a refresh for it → ${gone.code}, answered by the service without reaching the enclave`);
+  SAY('  (the current IP lapsed in this jump too: its app refreshes every day in real life, but the enclave keeps real time, so this demo cannot)');
+
+  SAY('\nDone: SRT → blinded token → assign → DAT checked → refresh → backup on a second device → one token per version → reset → expiry.');
+  const drts = [first, second, third, fresh, back].flatMap((t) => [t.dat, t.drt]);
+  return { sub, ips: [...new Set([first.ip, fresh.ip])], tokens: [srt, resetSrt, token.encoded, resetToken.encoded, backupCode, ...drts] };
 }
+
+/** The backup's scrypt at its smallest allowed cost, so the demo does not wait: production uses N=2^17. */
+const DEMO_SCRYPT = { log2N: 14, r: 8, p: 1 };
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   runDemo().catch((error: unknown) => {
