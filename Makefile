@@ -32,11 +32,14 @@ dev: deps
 
 # Prints figures, never pass/fail: the enclave core (refresh against the crypto floor, attest,
 # key_request + unlock), blind RSA (node:crypto against @cloudflare/blindrsa-ts, the app's
-# blind + finalize) and the token issuer through HTTP on both engines.
+# blind + finalize), the token issuer through HTTP on both engines, and the DIP service end to end
+# (app → service → parent → enclave: assigns and refreshes per second against the in-process
+# refresh, p50/p99 at half the peak rate, the service's CPU per request; both engines).
 bench: deps
 	npx tsx scripts/bench-core.ts
 	npx tsx scripts/bench-blind-rsa.ts
 	npx tsx scripts/bench-issuer.ts 1000
+	npx tsx scripts/bench-service.ts
 
 # One readable transcript of a Dedicated IP's life (development data): uses `make dev`'s stack on
 # 127.0.0.1:8080 when it answers, else starts a throwaway one.
