@@ -40,10 +40,10 @@ export async function serveWorker(): Promise<void> {
   const custody = createKeyCustody();
   const installMasterSecret = (masterSecret: Uint8Array | null): void => {
     if (masterSecret === null) return;
+    // Another M than the one held throws (impossible by construction): this thread then ends as
+    // after any bug, and the pool sees no `taken`.
     try {
       custody.unlock(masterSecret);
-    } catch {
-      // Another M than the one held: impossible by construction; the pool compares m_commit.
     } finally {
       masterSecret.fill(0);
     }

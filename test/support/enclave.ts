@@ -86,6 +86,8 @@ export interface SpawnOptions {
    * default. null leaves the enclave locked.
    */
   masterSecret?: Uint8Array | null;
+  /** --workers N (issue 13); the enclave's default (the CPUs it may use) when absent. */
+  workers?: number;
 }
 
 /** The M that spawned enclaves share unless told otherwise, so DRTs survive their restarts. */
@@ -115,7 +117,8 @@ export async function spawnEnclave(options: SpawnOptions = {}): Promise<SpawnedE
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dip-enclave-'));
   const ownsDir = options.dir === undefined;
   const address = { kind: 'unix', path: join(dir, 'enclave.sock') } as const;
-  const run = runEnclaveProcess(['--dev', dir, '--listen', `unix:${address.path}`], options.env);
+  const workers = options.workers === undefined ? [] : ['--workers', String(options.workers)];
+  const run = runEnclaveProcess(['--dev', dir, '--listen', `unix:${address.path}`, ...workers], options.env);
   let running = true;
   void run.exited.then(() => (running = false));
 
