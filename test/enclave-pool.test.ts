@@ -244,6 +244,22 @@ describe('enclave worker pool', () => {
     assertNoLeak(lines.join(''), [{ what: 'M', value: M }, { what: 'nonce', value: nonce }, { what: 'IP', value: IP, hashed: true }], 'the pool\'s log lines');
   });
 
+  it('ends only the worker a bug escapes from, quietly (exit 70, no error text), and replaces it', async () => {
+    const { pool, lines, fatal } = await startPool();
+    await unlock(pool);
+    const victim = pool.workers()[1]!.thread;
+    const exit = new Promise<number>((resolve) => victim.once('exit', resolve));
+    // A message no pool sends: its handler throws outside every request's try (a TypeError).
+    victim.postMessage({ kind: 'give', port: null, secret: 'sub-escaped-bug 203.0.113.99' });
+    assert.equal(await exit, 70, 'the worker ends with EXIT_CRASHED');
+    await waitFor(allReady(pool), 'the replacement is ready');
+    for (const health of await healthOfEveryWorker(pool)) assert.deepEqual(health['m_commit'], mCommitOf(M), 'it holds M');
+    const exits = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['event'] === 'worker_exited');
+    assert.deepEqual(exits.map((e) => [e['exitCode'], e['inFlight']]), [[70, 0]]);
+    assert.ok(!lines.join('').includes('sub-escaped-bug') && !lines.join('').includes('TypeError'), 'no error text in the log');
+    assert.equal(fatal.count, 0);
+  });
+
   it('keeps requests beyond maxInFlightPerWorker in the main thread: a worker\'s death does not touch them', async () => {
     const held = holdingNsm();
     const { pool } = await startPool({ nsm: held.nsm, maxInFlightPerWorker: 1 });
