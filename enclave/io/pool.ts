@@ -16,7 +16,7 @@ import type { SrtTrust } from '../core/config.js';
 import type { Nsm } from '../nsm/nsm.js';
 import type { Logger } from './log.js';
 import type { RequestHandler } from './server.js';
-import type { FromWorker, ToWorker, WorkerSetup } from './worker-messages.js';
+import type { FromWorker, Numbered, ToWorker, WorkerSetup } from './worker-messages.js';
 
 export interface PoolOptions {
   /** The module a worker runs: the enclave's entry (main.ts under tsx, the bundle in the image), which calls serveWorker() off the main thread. */
@@ -172,14 +172,15 @@ export async function startWorkerPool(options: PoolOptions): Promise<WorkerPool>
         slot.ready = true;
         slot.settleStarted(true);
         return pump();
-      case 'reply': {
-        const job = slot.inFlight.get(message.seq);
-        if (job === undefined) return;
-        slot.inFlight.delete(message.seq);
-        if (message.ok) job.resolve(message.body);
-        else job.reject(new DipError(isErrorCode(message.code) ? message.code : 'internal'));
+      case 'replies':
+        for (const reply of message.batch) {
+          const job = slot.inFlight.get(reply.seq);
+          if (job === undefined) continue;
+          slot.inFlight.delete(reply.seq);
+          if (reply.ok) job.resolve(reply.body);
+          else job.reject(new DipError(isErrorCode(reply.code) ? reply.code : 'internal'));
+        }
         return pump();
-      }
       case 'taken':
         slot.mCommit = message.mCommit;
         slot.taking?.(message.mCommit);
@@ -260,10 +261,24 @@ export async function startWorkerPool(options: PoolOptions): Promise<WorkerPool>
     });
   }
 
+  // Requests dispatched in one run of this thread (the frames of one socket read, say) go to each
+  // worker as one message, sent once the run is over.
+  const outgoing = new Map<Slot, Numbered[]>();
+
   function dispatch(slot: Slot, job: Job): void {
     const seq = nextSeq++;
     slot.inFlight.set(seq, job);
-    slot.post({ kind: 'request', seq, request: job.request });
+    let batch = outgoing.get(slot);
+    if (batch === undefined) {
+      if (outgoing.size === 0) queueMicrotask(flush);
+      outgoing.set(slot, (batch = []));
+    }
+    batch.push({ seq, request: job.request });
+  }
+
+  function flush(): void {
+    for (const [slot, batch] of outgoing) slot.post({ kind: 'requests', batch });
+    outgoing.clear();
   }
 
   /** The ready worker holding the fewest requests below the cap; ties rotate. */

@@ -27,8 +27,20 @@ export interface SharedKeys {
   readonly masterSecret: Uint8Array | null;
 }
 
+/** One request to answer; `seq` names it in the reply. */
+export interface Numbered {
+  readonly seq: number;
+  readonly request: EnclaveRequest;
+}
+
+export type Reply =
+  | { readonly seq: number; readonly ok: true; readonly body: Record<string, unknown> }
+  | { readonly seq: number; readonly ok: false; readonly code: ErrorCode };
+
+// Requests and replies travel in batches: every postMessage costs a wake-up of the other thread,
+// which the issue 13 profile found to be the largest share of the main thread's work.
 export type ToWorker =
-  | { readonly kind: 'request'; readonly seq: number; readonly request: EnclaveRequest }
+  | { readonly kind: 'requests'; readonly batch: readonly Numbered[] }
   /** Post this worker's SharedKeys to `port`. */
   | { readonly kind: 'give'; readonly port: MessagePort }
   /** Take SharedKeys from `port` (M after an unlock elsewhere), then answer `taken`. */
@@ -40,8 +52,7 @@ export type ToWorker =
 export type FromWorker =
   /** Holds the boot key (and M, if the enclave is unlocked); publicKeySpki lets the pool check all hold the same. */
   | { readonly kind: 'ready'; readonly publicKeySpki: Uint8Array; readonly mCommit: Uint8Array | null }
-  | { readonly kind: 'reply'; readonly seq: number; readonly ok: true; readonly body: Record<string, unknown> }
-  | { readonly kind: 'reply'; readonly seq: number; readonly ok: false; readonly code: ErrorCode }
+  | { readonly kind: 'replies'; readonly batch: readonly Reply[] }
   | { readonly kind: 'taken'; readonly mCommit: Uint8Array | null }
   /** The NSM is a single device in the main thread: a worker asks it for documents. */
   | { readonly kind: 'attestation'; readonly seq: number; readonly request: AttestationRequest };

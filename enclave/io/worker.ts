@@ -11,7 +11,7 @@ import { openRecipientCiphertext } from '../core/cms.js';
 import { createKeyCustody } from '../core/keys.js';
 import { createEnclaveService } from '../core/service.js';
 import type { Nsm } from '../nsm/nsm.js';
-import { EXIT_CRASHED, EXIT_NO_KEYS, type FromWorker, type SharedKeys, type ToWorker, type WorkerSetup } from './worker-messages.js';
+import { EXIT_CRASHED, EXIT_NO_KEYS, type FromWorker, type Reply, type SharedKeys, type ToWorker, type WorkerSetup } from './worker-messages.js';
 
 /** Resolves with the keys another worker posts to `port`, or null if that worker died first. */
 function receiveKeys(port: MessagePort): Promise<SharedKeys | null> {
@@ -88,16 +88,23 @@ export async function serveWorker(): Promise<void> {
     version: setup.version,
   });
 
+  // The answers of one batch of requests go back together, once this turn of the event loop is done.
+  let replies: Reply[] = [];
+  const reply = (answer: Reply): void => {
+    if (replies.length === 0) setImmediate(() => post({ kind: 'replies', batch: replies.splice(0) }));
+    replies.push(answer);
+  };
+
   main.on('message', (message: ToWorker) => {
     switch (message.kind) {
-      case 'request': {
-        const { seq } = message;
-        service.handle(message.request).then(
-          (body) => post({ kind: 'reply', seq, ok: true, body }),
-          (error: unknown) => post({ kind: 'reply', seq, ok: false, code: toDipError(error).code }),
-        );
+      case 'requests':
+        for (const { seq, request } of message.batch) {
+          service.handle(request).then(
+            (body) => reply({ seq, ok: true, body }),
+            (error: unknown) => reply({ seq, ok: false, code: toDipError(error).code }),
+          );
+        }
         return;
-      }
       case 'give': {
         const masterSecret = custody.copyMasterSecret();
         const keys: SharedKeys = { bootKey, masterSecret };
