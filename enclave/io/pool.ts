@@ -210,8 +210,9 @@ export async function startWorkerPool(options: PoolOptions): Promise<WorkerPool>
     for (const job of lost) job.reject(new DipError('internal'));
     if (closing) return;
     log.event('worker_exited', { exitCode: code, inFlight: lost.length });
-    // A worker that never got ready is retried by addWorker; one that served is replaced here.
-    if (wasReady) void addWorker(index);
+    // A worker that never got ready is retried by addWorker; one that served is replaced here
+    // (a thread that cannot even be created is as fatal as no worker left).
+    if (wasReady) addWorker(index).catch(fatal);
     pump();
   }
 
