@@ -30,13 +30,16 @@ test: typecheck boundaries
 dev: deps
 	npx tsx scripts/dev-stack.ts
 
-# Prints figures, never pass/fail: the enclave core (refresh against the crypto floor, attest,
-# key_request + unlock), blind RSA (node:crypto against @cloudflare/blindrsa-ts, the app's
-# blind + finalize), the token issuer through HTTP on both engines, and the DIP service end to end
-# (app → service → parent → enclave: assigns and refreshes per second against the in-process
-# refresh, p50/p99 at half the peak rate, the service's CPU per request; both engines).
+# Prints figures, never pass/fail: the enclave core (refresh against the crypto floor on one core
+# and with the worker pool on every core, attest, key_request + unlock, the enclave's RSS with N
+# workers), through the parent (peak, p50/p99 at half of it, CPU per request), blind RSA
+# (node:crypto against @cloudflare/blindrsa-ts, the app's blind + finalize), the token issuer
+# through HTTP on both engines, and the DIP service end to end (app → service → parent → enclave:
+# assigns and refreshes per second against the in-process refresh, p50/p99 at half the peak
+# rate, the service's CPU per request; both engines).
 bench: deps
 	npx tsx scripts/bench-core.ts
+	npx tsx scripts/bench-parent.ts
 	npx tsx scripts/bench-blind-rsa.ts
 	npx tsx scripts/bench-issuer.ts 1000
 	npx tsx scripts/bench-service.ts

@@ -472,13 +472,19 @@ function decodeUserData(bytes) {
 
 // protocol/base64url.ts
 var ALPHABET = /^[A-Za-z0-9_-]*$/;
+var VALUES = new Uint8Array(128);
+for (const [i, c] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"].entries()) VALUES[c.charCodeAt(0)] = i;
+var UNUSED_BITS = [0, 0, 15, 3];
 function encodeBase64url(bytes) {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
 }
+function isCanonicalBase64url(text) {
+  const rest = text.length % 4;
+  if (rest === 1 || !ALPHABET.test(text)) return false;
+  return rest === 0 || (VALUES[text.charCodeAt(text.length - 1)] & UNUSED_BITS[rest]) === 0;
+}
 function decodeBase64url(text) {
-  if (!ALPHABET.test(text) || text.length % 4 === 1) return null;
-  const bytes = new Uint8Array(Buffer.from(text, "base64url"));
-  return encodeBase64url(bytes) === text ? bytes : null;
+  return isCanonicalBase64url(text) ? new Uint8Array(Buffer.from(text, "base64url")) : null;
 }
 
 // protocol/ip.ts

@@ -1,13 +1,16 @@
 // The enclave process (SPEC §3, §5, §8): reads its flags, builds the NSM (the device in
-// production, the emulator with --dev), makes the boot key and the service, and serves the wire
-// protocol on --listen until SIGTERM or SIGINT.
+// production, the emulator with --dev), makes the boot key and the service — in this thread, or
+// in a pool of worker threads that run this same file (issue 13) — and serves the wire protocol
+// on --listen until SIGTERM or SIGINT.
 // Run: node --import tsx enclave/main.ts --listen unix:PATH|tcp:HOST:PORT [--vsock PORT] [--dev DIR]
-//      [--idle-timeout-ms N] [--frame-timeout-ms N] [--max-connections N]
+//      [--idle-timeout-ms N] [--frame-timeout-ms N] [--max-connections N] [--workers N]
 
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isMainThread } from 'node:worker_threads';
 import packageJson from '../package.json' with { type: 'json' };
 import { generateBootKey } from '../protocol/hpke.js';
 import { parseIssuerConfig, parseSrtTrust, srtTrustFromDevIssuer, type SrtTrust } from './core/config.js';
@@ -18,7 +21,9 @@ import { createEnclaveService } from './core/service.js';
 import { parseListenAddress, type ListenAddress } from './io/address.js';
 import { bridgeVsockToServer, takeVsockFlag, type Bridge } from './io/bridge.js';
 import { createLogger, safeAddress, safeVersion, STARTUP_FAILURES, type Logger, type Mode, type StartupFailure, type StopSignal } from './io/log.js';
-import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, startServer } from './io/server.js';
+import { startWorkerPool, type WorkerPool } from './io/pool.js';
+import { DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, startServer, type RequestHandler } from './io/server.js';
+import { serveWorker } from './io/worker.js';
 // The production issuer trust is imported, not read at run time, so that it is inside the
 // bundle and measured into PCR2 with the code (SPEC §2, enclave/issuers/README.md).
 import issuerConfigJson from './issuers/config.json' with { type: 'json' };
@@ -56,6 +61,8 @@ const USAGE = `usage: node --import tsx enclave/main.ts --listen ADDRESS [--vsoc
                         byte (default ${DEFAULT_FRAME_TIMEOUT_MS})
   --max-connections N   at most N connections; a new one past it evicts the longest-idle
                         (default ${DEFAULT_MAX_CONNECTIONS}; keep it below the file descriptor limit)
+  --workers N       worker threads for the crypto of assign, refresh and attest (default: the
+                    vCPUs this process may use, here ${availableParallelism()}); 1 serves in this one thread
   -h, --help        this text
 `;
 
@@ -72,13 +79,17 @@ interface Config {
   idleTimeoutMs: number;
   frameTimeoutMs: number;
   maxConnections: number;
+  workers: number;
 }
 
-// Upper bounds only catch typos (a day; more connections than any fd limit allows).
+// Upper bounds only catch typos (a day; more connections than any fd limit allows; more threads
+// than any enclave has vCPUs).
 const COUNT_FLAGS = {
   'idle-timeout-ms': { fallback: DEFAULT_IDLE_TIMEOUT_MS, max: 86_400_000 },
   'frame-timeout-ms': { fallback: DEFAULT_FRAME_TIMEOUT_MS, max: 86_400_000 },
   'max-connections': { fallback: DEFAULT_MAX_CONNECTIONS, max: 1_048_576 },
+  // Inside a Nitro Enclave: the --cpu-count given to nitro-cli run-enclave.
+  workers: { fallback: availableParallelism(), max: 256 },
 } as const;
 
 function readCount(text: string | undefined, flag: keyof typeof COUNT_FLAGS): number {
@@ -107,6 +118,7 @@ function readConfig(argv: string[]): Config | 'help' {
         'idle-timeout-ms': { type: 'string' },
         'frame-timeout-ms': { type: 'string' },
         'max-connections': { type: 'string' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -126,8 +138,9 @@ function readConfig(argv: string[]): Config | 'help' {
   const idleTimeoutMs = readCount(values['idle-timeout-ms'], 'idle-timeout-ms');
   const frameTimeoutMs = readCount(values['frame-timeout-ms'], 'frame-timeout-ms');
   const maxConnections = readCount(values['max-connections'], 'max-connections');
+  const workers = readCount(values.workers, 'workers');
   if (values.dev !== undefined && PRODUCTION_BUILD) throw new StartupError('dev_refused');
-  return { listen, devDir: values.dev ?? null, idleTimeoutMs, frameTimeoutMs, maxConnections };
+  return { listen, devDir: values.dev ?? null, idleTimeoutMs, frameTimeoutMs, maxConnections, workers };
 }
 
 /** Writes through a temporary file and a rename, so a reader never sees half a file. */
@@ -208,10 +221,11 @@ function prepare(config: Config): Promise<Environment> {
 }
 
 /** SPEC §3: checks the clock now, then hourly, or every minute while it is untrusted. */
-async function watchClock(clock: ClockGuard, log: Logger): Promise<{ stop(): void }> {
+async function watchClock(clock: ClockGuard, log: Logger, checked: (trusted: boolean) => void): Promise<{ stop(): void }> {
   let timer: NodeJS.Timeout | undefined;
   const check = async (): Promise<void> => {
     const trusted = await clock.check();
+    checked(trusted);
     log.event('clock_checked', { clock: trusted ? 'trusted' : 'untrusted' });
     timer = setTimeout(() => void check(), trusted ? CLOCK_CHECK_INTERVAL_MS : CLOCK_RECHECK_UNTRUSTED_MS);
     timer.unref();
@@ -265,22 +279,42 @@ async function main(argv: string[]): Promise<void> {
   // SPEC §3: locked until the parent relays M from KMS (key_request, unlock); the clock is checked
   // against the NSM's before anything is served, then hourly (every minute while it disagrees).
   const clock = createClockGuard(environment.nsm);
-  const service = await createEnclaveService({
-    nsm: environment.nsm,
-    bootKey: generateBootKey(),
-    custody: createKeyCustody(),
-    clock,
-    openRecipientCiphertext,
-    srtTrust: environment.srtTrust,
-    datIssuer: environment.datIssuer,
-    version: VERSION,
-  }).catch((error: unknown) => failStartup(log, error));
-  log.event('started', { mode: environment.mode, version: VERSION });
-  const clockTimer = await watchClock(clock, log);
+  let handle: RequestHandler;
+  let pool: WorkerPool | null = null;
+  if (config.workers === 1) {
+    const service = await createEnclaveService({
+      nsm: environment.nsm,
+      bootKey: generateBootKey(),
+      custody: createKeyCustody(),
+      clock,
+      openRecipientCiphertext,
+      srtTrust: environment.srtTrust,
+      datIssuer: environment.datIssuer,
+      version: VERSION,
+    }).catch((error: unknown) => failStartup(log, error));
+    handle = service.handle;
+  } else {
+    // The same service in every worker; this thread keeps the sockets, the frames and the NSM,
+    // and never holds the boot key or M (enclave/io/pool.ts).
+    pool = await startWorkerPool({
+      entry: new URL(import.meta.url),
+      size: config.workers,
+      nsm: environment.nsm,
+      srtTrust: environment.srtTrust,
+      datIssuer: environment.datIssuer,
+      version: VERSION,
+      clockTrusted: clock.trusted,
+      log,
+      onFatal: () => process.exit(70),
+    }).catch(() => failStartup(log, new StartupError('service_failed')));
+    handle = pool.handle;
+  }
+  log.event('started', { mode: environment.mode, version: VERSION, workers: config.workers });
+  const clockTimer = await watchClock(clock, log, (trusted) => pool?.setClockTrusted(trusted));
 
   const server = await startServer({
     address: config.listen,
-    handle: service.handle,
+    handle,
     log,
     idleTimeoutMs: config.idleTimeoutMs,
     frameTimeoutMs: config.frameTimeoutMs,
@@ -310,6 +344,7 @@ async function main(argv: string[]): Promise<void> {
     clockTimer.stop();
     await bridge?.stop();
     await server.close();
+    await pool?.close();
     await environment.nsm.close();
     log.event('stopped', { ms: performance.now() - started });
     process.exit(0);
@@ -318,4 +353,7 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-await main(process.argv.slice(2));
+// The pool's worker threads run this file too (one measured bundle in the image): off the main
+// thread it serves the pool instead.
+if (isMainThread) await main(process.argv.slice(2));
+else await serveWorker();

@@ -1,16 +1,23 @@
 // The enclave core benchmark (`make bench`): how close a refresh through
 // createEnclaveService().handle comes to the crypto it cannot avoid (SPEC §4/§5: one P-256 ECDH to
-// open the request, two ES256 verifies for SRT and DRT, two ES256 signs for the new DAT and DRT).
-// It prints figures only; nothing here is a pass/fail test.
+// open the request, two ES256 verifies for SRT and DRT, two ES256 signs for the new DAT and DRT),
+// on one core and with the worker pool over every core (issue 13), and the enclave process's
+// memory with N workers. It prints figures only; nothing here is a pass/fail test.
+// Run: npx tsx scripts/bench-core.ts [--workers N]   (default: the CPUs this process may use)
 
 import { createECDH, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { generateBootKey } from '../protocol/hpke.js';
 import { openRecipientCiphertext } from '../enclave/core/cms.js';
 import { createKeyCustody, createUnlockedKeyCustody } from '../enclave/core/keys.js';
 import { decodeAttestationPayload } from '../protocol/attestation-document.js';
 import { decodeCoseSign1 } from '../protocol/cose.js';
 import { createEnclaveService } from '../enclave/core/service.js';
-import { makeRefreshSetup, runRefreshes, type RefreshSetup } from './bench-support.js';
+import { buildDevelopmentBundle } from '../test/support/dev-bundle.js';
+import { spawnEnclave } from '../test/support/enclave.js';
+import { makePoolRefreshSetup, makeRefreshSetup, refreshThroughSocket, residentBytesOf, runRefreshes, type PoolRefreshSetup, type RefreshSetup } from './bench-support.js';
 
 const ROUNDS = 9;
 const FLOOR_ITERATIONS = 600;
@@ -18,6 +25,9 @@ const REFRESH_ITERATIONS = 600;
 const SEALED_POOL = 300;
 const RSS_REFRESHES = 10_000;
 const WARM_UP_REFRESHES = 3000;
+const POOL_REFRESH_ITERATIONS = 1200;
+// Enough to keep every worker busy while answers travel back (the parent pipelines as many).
+const POOL_IN_FLIGHT = 32;
 const ATTEST_ITERATIONS = 200;
 const UNLOCK_ITERATIONS = 30;
 const NOW = 1_800_000_000;
@@ -70,12 +80,27 @@ function makeFloor(): () => Promise<Figure> {
     });
 }
 
-function refreshRun(setup: RefreshSetup, count: number): Promise<Figure> {
-  return measure(count, () => runRefreshes(setup, count, 1));
+function refreshRun(setup: RefreshSetup | PoolRefreshSetup, count: number, inFlight = 1): Promise<Figure> {
+  return measure(count, () => runRefreshes(setup, count, inFlight));
 }
 
-function concurrentRefreshRun(setup: RefreshSetup, count: number, inFlight: number): Promise<Figure> {
-  return measure(count, () => runRefreshes(setup, count, inFlight));
+function readWorkers(): number {
+  const at = process.argv.indexOf('--workers');
+  const value = at < 0 ? availableParallelism() : Number(process.argv[at + 1]);
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error('--workers takes an integer ≥ 1');
+  return value;
+}
+
+/** The enclave process as the image runs it (a development build of the bundle): RSS after `count` refreshes over its socket. */
+async function enclaveRss(bundle: string, workers: number, count: number): Promise<{ started: number; after: number }> {
+  const enclave = await spawnEnclave({ bundle, workers });
+  try {
+    const started = residentBytesOf(enclave.pid);
+    await refreshThroughSocket(enclave, count, POOL_IN_FLIGHT);
+    return { started, after: residentBytesOf(enclave.pid) };
+  } finally {
+    await enclave.stop();
+  }
 }
 
 async function attestFigure(): Promise<string> {
@@ -142,40 +167,77 @@ async function unlockFigure(): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  console.log(`bench-core: node ${process.version}, ${ROUNDS} interleaved rounds, medians reported`);
+  const workers = readWorkers();
+  console.log(`bench-core: node ${process.version}, ${availableParallelism()} CPUs, ${ROUNDS} interleaved rounds, medians reported; worker pool of ${workers}`);
   console.log('setting up (sealing is done here, outside every timed loop) ...');
   const floor = makeFloor();
   const setup = await makeRefreshSetup({ poolSize: SEALED_POOL, now: () => NOW });
+  const poolSetup = await makePoolRefreshSetup({ size: workers, poolSize: SEALED_POOL });
   // Warm-up: a long-running enclave is JIT-compiled and its key caches are full.
   await refreshRun(setup, WARM_UP_REFRESHES);
+  await refreshRun(poolSetup, WARM_UP_REFRESHES, POOL_IN_FLIGHT);
   for (let i = 0; i < 3; i++) await floor();
 
   const floors: Figure[] = [];
   const refreshes: Figure[] = [];
+  const pooled: Figure[] = [];
+  // How busy each worker's event loop was (wall time): near 100% means the pool kept it fed.
+  const workerBusy: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    // Interleaved, so that noise from other tenants of the machine hits both figures alike.
+    // Interleaved, so that noise from other tenants of the machine hits every figure alike.
     floors.push(await floor());
     refreshes.push(await refreshRun(setup, REFRESH_ITERATIONS));
+    const threads = poolSetup.workerPool.workers().map((w) => w.thread.performance);
+    const before = threads.map((t) => t.eventLoopUtilization());
+    pooled.push(await refreshRun(poolSetup, POOL_REFRESH_ITERATIONS, POOL_IN_FLIGHT));
+    workerBusy.push(...threads.map((t, i) => t.eventLoopUtilization(before[i]).utilization));
   }
   const floorOps = median(floors.map((f) => f.opsPerSecond));
   const refreshOps = median(refreshes.map((f) => f.opsPerSecond));
+  const pooledOps = median(pooled.map((f) => f.opsPerSecond));
   const pairRatio = median(floors.map((f, i) => refreshes[i]!.opsPerSecond / f.opsPerSecond));
+  const poolPairRatio = median(floors.map((f, i) => pooled[i]!.opsPerSecond / f.opsPerSecond));
   const floorCpu = median(floors.map((f) => f.cpuMicros));
   const refreshCpu = median(refreshes.map((f) => f.cpuMicros));
-  const concurrent = await concurrentRefreshRun(setup, REFRESH_ITERATIONS, 16);
+  const pooledCpu = median(pooled.map((f) => f.cpuMicros));
+  const concurrent = await refreshRun(setup, REFRESH_ITERATIONS, 16);
   const list = (figures: Figure[]): string => figures.map((f) => f.opsPerSecond.toFixed(0)).join(', ');
+  // How noisy this run was: the spread of the floor, which does the same work every round.
+  const spread = (figures: Figure[]): string => {
+    const ops = figures.map((f) => f.opsPerSecond);
+    return `±${((50 * (Math.max(...ops) - Math.min(...ops))) / median(ops)).toFixed(0)}%`;
+  };
 
-  console.log(`(1) crypto floor, 1 P-256 ECDH + 2 ES256 verify + 2 ES256 sign (node:crypto): ${floorOps.toFixed(0)} refresh/s, ${floorCpu.toFixed(0)} µs CPU each  [rounds: ${list(floors)}]`);
+  console.log(`(1) crypto floor, 1 P-256 ECDH + 2 ES256 verify + 2 ES256 sign (node:crypto, one core): ${floorOps.toFixed(0)} refresh/s, ${floorCpu.toFixed(0)} µs CPU each  [rounds: ${list(floors)}; spread ${spread(floors)}]`);
   console.log(`(2) refresh via createEnclaveService().handle, one at a time, pre-sealed requests (sealing not timed): ${refreshOps.toFixed(0)} refresh/s, ${refreshCpu.toFixed(0)} µs CPU each  [rounds: ${list(refreshes)}]`);
   console.log(`    same, 16 in flight: ${concurrent.opsPerSecond.toFixed(0)} refresh/s, ${concurrent.cpuMicros.toFixed(0)} µs CPU each`);
-  console.log(`(3) ratio refresh / floor: ${(refreshOps / floorOps).toFixed(2)} by medians of throughput, ${pairRatio.toFixed(2)} median of per-round ratios, ${(floorCpu / refreshCpu).toFixed(2)} by CPU time`);
+  console.log(`(3) ratio refresh per core / floor: ${(refreshOps / floorOps).toFixed(2)} by medians of throughput, ${pairRatio.toFixed(2)} median of per-round ratios, ${(floorCpu / refreshCpu).toFixed(2)} by CPU time   (target ≥ 0.8)`);
+  // CPU time over wall time: how many CPUs the pool actually got (others' work on the machine takes the rest).
+  const cpusUsed = median(pooled.map((f) => (f.opsPerSecond * f.cpuMicros) / 1e6));
+  console.log(`(3b) refresh via the worker pool (enclave/io/pool.ts, ${workers} workers, ${POOL_IN_FLIGHT} in flight, in this process, no sockets): ${pooledOps.toFixed(0)} refresh/s, ${pooledCpu.toFixed(0)} µs CPU each over all threads, ${cpusUsed.toFixed(2)} CPUs busy on average, workers' event loops busy ${(100 * median(workerBusy)).toFixed(0)}% of the time  [rounds: ${list(pooled)}]`);
+  console.log(`     ratio pool / single-core floor: ${(pooledOps / floorOps).toFixed(2)} by medians, ${poolPairRatio.toFixed(2)} median of per-round ratios   (target ≥ 1.6 on 2 CPUs)`);
   console.log(`(4) ${await attestFigure()}`);
   console.log(`(4b) ${await unlockFigure()}`);
 
   const rssBefore = process.memoryUsage().rss;
   await refreshRun(setup, RSS_REFRESHES);
   const rssAfter = process.memoryUsage().rss;
-  console.log(`(5) RSS after setup and warm-up, before ${RSS_REFRESHES} more refreshes: ${mib(rssBefore)}; after: ${mib(rssAfter)}; heap used after: ${mib(process.memoryUsage().heapUsed)}`);
+  console.log(`(5) RSS of this process after setup and warm-up, before ${RSS_REFRESHES} more in-process refreshes: ${mib(rssBefore)}; after: ${mib(rssAfter)}; heap used after: ${mib(process.memoryUsage().heapUsed)}`);
+  await poolSetup.close();
+
+  const dir = mkdtempSync(join(tmpdir(), 'dip-bench-core-'));
+  try {
+    const bundle = await buildDevelopmentBundle(dir);
+    const counts = [...new Set([1, workers])];
+    const figures: string[] = [];
+    for (const n of counts) {
+      const rss = await enclaveRss(bundle, n, RSS_REFRESHES);
+      figures.push(`--workers ${n}: ${mib(rss.started)} unlocked and idle, ${mib(rss.after)} after`);
+    }
+    console.log(`(6) RSS of the enclave process (development build of the bundle, NSM emulator) after ${RSS_REFRESHES} refreshes over its socket, ${POOL_IN_FLIGHT} in flight: ${figures.join('; ')}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 await main();

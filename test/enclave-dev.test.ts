@@ -30,13 +30,14 @@ function errorCode(response: EnclaveResponse): string | null {
   return response.ok ? null : response.error.code;
 }
 
-describe('enclave process in development mode', () => {
+// Issue 13: the same behaviour served in one thread (--workers 1) and by a pool of worker threads.
+for (const workers of [1, 2]) describe(`enclave process in development mode (--workers ${workers})`, () => {
   let enclave: SpawnedEnclave;
   let client: FrameClient;
   let bootKey: Uint8Array;
 
   before(async () => {
-    enclave = await spawnEnclave();
+    enclave = await spawnEnclave({ workers });
     client = await enclave.connect();
     const nonce = randomBytes(32);
     const { document } = okBody('attest', await client.request('attest', { nonce }));
@@ -138,6 +139,7 @@ describe('enclave process in development mode', () => {
     assert.deepEqual(events.slice(0, 3).map((e) => e['event']), ['started', 'clock_checked', 'listening'], 'started, the SPEC §3 clock check, listening');
     assert.equal(events[1]!['clock'], 'trusted', 'the emulator\'s clock is this clock');
     assert.equal(events[0]!['mode'], 'development');
+    assert.equal(events[0]!['workers'], workers, 'started names the number of worker threads');
     const lines = enclave.output().split('\n').filter((l) => l.length > 0);
     assert.ok(lines.every((l) => l.startsWith('{"time":')), 'every output line is a JSON event');
   });

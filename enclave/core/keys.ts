@@ -36,6 +36,11 @@ export interface KeyCustody {
   keysFor(epoch: number): EpochKeys;
   /** SPEC §3: the DRT key named `kid` among epochs e-3 … e, or null. */
   drtKeyFor(kid: string, epoch: number): SigningKey | null;
+  /**
+   * A copy of M for another worker thread of this enclave (enclave/io/worker.ts), which wipes it
+   * once sent; null while locked. M never leaves the enclave's worker threads.
+   */
+  copyMasterSecret(): Uint8Array | null;
 }
 
 /** SPEC §3: DRTs are accepted from the current epoch and the three before it (a DRT lives 60 days). */
@@ -133,6 +138,9 @@ export function createKeyCustody(): KeyCustody {
       return commit.slice();
     },
     keysFor,
+    copyMasterSecret() {
+      return masterSecret === null ? null : masterSecret.slice();
+    },
     drtKeyFor(kid, epoch) {
       for (let e = epoch; e > epoch - DRT_EPOCHS_ACCEPTED && e >= 0; e--) {
         const { drt } = keysFor(e);

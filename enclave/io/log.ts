@@ -9,14 +9,15 @@ import { formatListenAddress, type ListenAddress } from './address.js';
 
 export type Mode = 'development' | 'production';
 export type StopSignal = 'SIGTERM' | 'SIGINT';
-export type CrashKind = 'exception' | 'rejection';
+/** `workers`: no worker thread holds the keys any more, or replacements keep failing to start (pool.ts). */
+export type CrashKind = 'exception' | 'rejection' | 'workers';
 /** Why the server closed a connection that sent nothing wrong (issue #9). */
 export type CloseCause = 'idle_timeout' | 'frame_timeout' | 'evicted' | 'over_capacity';
 export type ClockState = 'trusted' | 'untrusted';
 
 /** Why startup stopped, each with the one message an operator sees; never library text. */
 export const STARTUP_FAILURES = {
-  usage: 'usage: enclave --listen unix:PATH|tcp:HOST:PORT [--vsock PORT] [--dev DIR] [--idle-timeout-ms N] [--frame-timeout-ms N] [--max-connections N]',
+  usage: 'usage: enclave --listen unix:PATH|tcp:HOST:PORT [--vsock PORT] [--dev DIR] [--idle-timeout-ms N] [--frame-timeout-ms N] [--max-connections N] [--workers N]',
   bad_listen_address: 'the --listen address is not unix:PATH or tcp:HOST:PORT',
   dev_refused: 'this is a production build: --dev (the NSM emulator) is refused',
   dev_state_unusable: 'the --dev directory or its srt-issuer.json cannot be read or written, or the file is invalid',
@@ -47,7 +48,7 @@ export function safeAddress(address: ListenAddress): SafeText {
 /** The closed set of events and, for each, the only fields it may carry. */
 export interface EventFields {
   /** The process is up; mode says whether the NSM is emulated. */
-  started: { mode: Mode; version: SafeText };
+  started: { mode: Mode; version: SafeText; workers?: number };
   listening: { address: SafeText };
   /** A request was answered with an error (never its input, only what failed and how fast). */
   request_failed: { op?: Op; code: ErrorCode; ms: number };
@@ -69,6 +70,8 @@ export interface EventFields {
   crashed: { kind: CrashKind };
   /** SPEC §3: the clock was compared with the NSM's attestation timestamp. */
   clock_checked: { clock: ClockState };
+  /** A worker thread ended (a bug, or it was killed); the requests it held were answered `internal`, and another takes its place. */
+  worker_exited: { exitCode: number; inFlight: number };
 }
 export type LogEvent = keyof EventFields;
 
@@ -78,7 +81,7 @@ export interface Logger {
 
 const MODES: readonly string[] = ['development', 'production'];
 const SIGNALS: readonly string[] = ['SIGTERM', 'SIGINT'];
-const CRASH_KINDS: readonly string[] = ['exception', 'rejection'];
+const CRASH_KINDS: readonly string[] = ['exception', 'rejection', 'workers'];
 const CLOSE_CAUSES: readonly string[] = ['idle_timeout', 'frame_timeout', 'evicted', 'over_capacity'];
 const ADDRESS_PATTERN = /^(unix|tcp):[-\w./[\]:]{1,200}$/;
 
@@ -97,6 +100,8 @@ const FIELD_CHECKS: Readonly<Record<string, (value: unknown) => boolean>> = {
   ms: isCount,
   inFlight: isCount,
   connections: isCount,
+  workers: isCount,
+  exitCode: isCount,
 };
 
 function isCount(value: unknown): boolean {
@@ -105,7 +110,7 @@ function isCount(value: unknown): boolean {
 
 const EVENTS: ReadonlySet<string> = new Set<LogEvent>([
   'started', 'listening', 'request_failed', 'connection_rejected', 'connection_closed', 'backpressure',
-  'stopping', 'stopped', 'startup_failed', 'bridge_exited', 'crashed', 'clock_checked',
+  'stopping', 'stopped', 'startup_failed', 'bridge_exited', 'crashed', 'clock_checked', 'worker_exited',
 ]);
 
 /** Keeps only the fields whose name and value pass FIELD_CHECKS; durations are rounded. */

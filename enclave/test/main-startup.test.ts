@@ -39,6 +39,10 @@ describe('enclave/main.ts refuses to start', { concurrency: 3 }, () => {
     ['with an --idle-timeout-ms of 0', () => ['--listen', 'tcp:127.0.0.1:0', '--idle-timeout-ms', '0', '--dev', fresh()], {}, 'usage', 2],
     ['with a --frame-timeout-ms that is not an integer', () => ['--listen', 'tcp:127.0.0.1:0', '--frame-timeout-ms', '1.5', '--dev', fresh()], {}, 'usage', 2],
     ['with a --max-connections that is not a number', () => ['--listen', 'tcp:127.0.0.1:0', '--max-connections', 'many', '--dev', fresh()], {}, 'usage', 2],
+    ['with --workers 0', () => ['--listen', 'tcp:127.0.0.1:0', '--workers', '0', '--dev', fresh()], {}, 'usage', 2],
+    ['with --workers 257 (above any enclave\'s vCPUs)', () => ['--listen', 'tcp:127.0.0.1:0', '--workers', '257', '--dev', fresh()], {}, 'usage', 2],
+    // 256 threads would be costly to start here: the later dev_refused shows that 256 passed the flag check.
+    ['with --workers 256 (the most it takes) and --dev in a production build', () => ['--listen', 'tcp:127.0.0.1:0', '--workers', '256', '--dev', fresh()], { DIP_BUILD: 'production' }, 'dev_refused', 1],
     ['with a --vsock port that is not a u32', () => ['--listen', 'tcp:127.0.0.1:0', '--vsock', 'x', '--dev', fresh()], {}, 'usage', 2],
     ['with --vsock but a TCP --listen address', () => ['--listen', 'tcp:127.0.0.1:0', '--vsock', '5000', '--dev', fresh()], {}, 'listen_failed', 1],
     ['with --dev in a production build', () => ['--listen', 'tcp:127.0.0.1:0', '--dev', fresh()], { DIP_BUILD: 'production' }, 'dev_refused', 1],
@@ -121,6 +125,7 @@ describe('enclave/main.ts refuses to start', { concurrency: 3 }, () => {
     assert.equal(outcome.code, 0);
     assert.match(outcome.stdout, /--listen ADDRESS/);
     assert.match(outcome.stdout, /--dev DIR/);
+    assert.match(outcome.stdout, /--workers N/);
   });
 });
 

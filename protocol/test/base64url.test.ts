@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeBase64url, encodeBase64url } from '../base64url.js';
+import { decodeBase64url, encodeBase64url, isCanonicalBase64url } from '../base64url.js';
 
 test('base64url encodes without padding and honours subarray offsets', () => {
   const backing = new Uint8Array([0xff, 0xfb, 0xff, 0x01]);
@@ -18,5 +18,21 @@ test('base64url decoding round-trips every length', () => {
 test('base64url decoding refuses padding, other alphabets, impossible lengths and non-canonical tails', () => {
   for (const text of ['AA==', 'AA=', '+/8', 'a b', 'A', 'AAAAA', 'AB', 'AAB', '\u00e9']) {
     assert.equal(decodeBase64url(text), null, text);
+  }
+});
+
+test('base64url decoding refuses every non-canonical final character and accepts every canonical one', () => {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  for (const prefix of ['', 'AAAA']) {
+    for (const [length, unused] of [[2, 4], [3, 2]] as const) {
+      for (const [value, last] of [...alphabet].entries()) {
+        const text = `${prefix}${'Q'.repeat(length - 1)}${last}`;
+        const canonical = value % (1 << unused) === 0;
+        assert.equal(isCanonicalBase64url(text), canonical, text);
+        assert.equal(decodeBase64url(text) !== null, canonical, text);
+        // The reference: a canonical text is exactly what encoding its bytes gives back.
+        assert.equal(canonical, Buffer.from(Buffer.from(text, 'base64url')).toString('base64url') === text, `reference ${text}`);
+      }
+    }
   }
 });

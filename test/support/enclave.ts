@@ -52,13 +52,17 @@ export interface SpawnedEnclave {
   stop(): Promise<ExitStatus>;
 }
 
-/** Starts `node --import tsx enclave/main.ts args…` from the repo root and captures its output. */
-export function runEnclaveProcess(args: string[], env: NodeJS.ProcessEnv = {}): {
+/**
+ * Starts `node --import tsx enclave/main.ts args…` from the repo root — or `node BUNDLE args…` for
+ * a bundle (dev-bundle.ts) — and captures its output.
+ */
+export function runEnclaveProcess(args: string[], env: NodeJS.ProcessEnv = {}, bundle?: string): {
   child: ChildProcess;
   output: () => string;
   exited: Promise<ExitStatus>;
 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'enclave/main.ts', ...args], {
+  const entry = bundle === undefined ? ['--import', 'tsx', 'enclave/main.ts'] : [bundle];
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -86,6 +90,10 @@ export interface SpawnOptions {
    * default. null leaves the enclave locked.
    */
   masterSecret?: Uint8Array | null;
+  /** --workers N (issue 13); the enclave's default (the CPUs it may use) when absent. */
+  workers?: number;
+  /** Run this bundle (dev-bundle.ts) instead of enclave/main.ts under tsx. */
+  bundle?: string;
 }
 
 /** The M that spawned enclaves share unless told otherwise, so DRTs survive their restarts. */
@@ -115,7 +123,8 @@ export async function spawnEnclave(options: SpawnOptions = {}): Promise<SpawnedE
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'dip-enclave-'));
   const ownsDir = options.dir === undefined;
   const address = { kind: 'unix', path: join(dir, 'enclave.sock') } as const;
-  const run = runEnclaveProcess(['--dev', dir, '--listen', `unix:${address.path}`], options.env);
+  const workers = options.workers === undefined ? [] : ['--workers', String(options.workers)];
+  const run = runEnclaveProcess(['--dev', dir, '--listen', `unix:${address.path}`, ...workers], options.env, options.bundle);
   let running = true;
   void run.exited.then(() => (running = false));
 
