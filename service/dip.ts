@@ -84,7 +84,8 @@ type ParentResult =
   /** Anything else: tokens may exist, so the reservation stays. */
   | { kind: 'failed'; code: ErrorCode };
 
-function errorCodeOf(status: number, body: Buffer): ErrorCode | null {
+/** The SPEC §6 code of a parent's error answer, when its body is one and matches its status. */
+export function errorCodeOf(status: number, body: Buffer): ErrorCode | null {
   try {
     const code = (JSON.parse(body.toString('utf8')) as { error?: { code?: unknown } } | null)?.error?.code;
     return isErrorCode(code) && httpStatusOf(code) === status ? code : null;

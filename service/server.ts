@@ -9,7 +9,7 @@ import { decodeBase64url } from '../protocol/base64url.js';
 import { DipError, ERROR_MESSAGES, httpStatusOf, toDipError, type ErrorCode } from '../protocol/errors.js';
 import { MAX_NONCE_BYTES, MIN_NONCE_BYTES } from '../protocol/limits.js';
 import { MAX_BACKUP_BYTES } from '../store/backup.js';
-import { assign, backupId, fetchBackup, redeem, refresh, removeBackup, storeBackup, type Dip } from './dip.js';
+import { assign, backupId, errorCodeOf, fetchBackup, redeem, refresh, removeBackup, storeBackup, type Dip } from './dip.js';
 import type { FiguresCache } from './figures.js';
 import type { Logger, RouteLabel } from './log.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -65,11 +65,16 @@ export function errorReply(code: ErrorCode, headers?: Record<string, string>): R
   return reply;
 }
 
-/** A parent's answer to a GET, verbatim: status, media type and bytes. */
+/**
+ * A parent's answer to a GET, verbatim (status, media type and bytes) when SPEC §6 allows it: a 200,
+ * or an error status with its error body. Anything else (a status such as 000 or 302, a 500 without
+ * a §6 body) is a malformed answer and becomes enclave_unavailable.
+ */
 function passThrough(outcome: Upstream | null): Reply {
   if (outcome === null) return errorReply('enclave_unavailable');
   if (outcome.kind === 'timeout') return errorReply('enclave_timeout');
   if (outcome.kind !== 'answered') return errorReply('enclave_unavailable');
+  if (outcome.status !== 200 && errorCodeOf(outcome.status, outcome.body) === null) return errorReply('enclave_unavailable');
   return { status: outcome.status, body: outcome.body, ...(outcome.contentType === null ? {} : { type: outcome.contentType }) };
 }
 
@@ -176,7 +181,21 @@ export function createServiceServer(options: ServiceServerOptions): Server {
     send(res, reply);
   }
 
-  const server = createServer({ requireHostHeader: false, keepAliveTimeout: 5000 }, (req, res) => void handle(req, res));
+  // No request may reject unhandled (the process would exit): a failure before the answer is
+  // `internal`, one after its head was sent ends the connection.
+  function answerFailure(res: ServerResponse): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    try {
+      send(res, errorReply('internal'));
+    } catch {
+      res.destroy();
+    }
+  }
+
+  const server = createServer({ requireHostHeader: false, keepAliveTimeout: 5000 }, (req, res) => void handle(req, res).catch(() => answerFailure(res)));
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
