@@ -181,7 +181,12 @@ export async function assign(dip: Dip, token: Token, body: Uint8Array): Promise<
     const outcome = await dip.parents.post(targets, '/v1/dip/assign', JSON.stringify({ ip, request }));
     const result = parentResult(outcome, ip, dip.observer);
     if (result.kind === 'ok') {
-      await completeAssign(dip.store, token.nonce, dayOf(result.answer.reservedUntil));
+      // Not pending any more: this attempt lost its lease (the PostgreSQL session dropped and
+      // another attempt ran), or expiry spent the token. Only the attempt that completes answers.
+      if ((await completeAssign(dip.store, token.nonce, dayOf(result.answer.reservedUntil))).kind === 'not_pending') {
+        observe('spent');
+        throw new DipError('token_spent');
+      }
       observe('assigned');
       return result.answer;
     }
