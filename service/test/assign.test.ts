@@ -15,7 +15,7 @@ import { addRange } from '../../store/ip-range.js';
 import { advisoryLockKey } from '../../store/lease.js';
 import { openPostgresStore } from '../../store/postgres.js';
 import { openTestStore, postgresSkipReason, POSTGRES_URL, type TestStore } from '../../store/test/support.js';
-import { RESERVATION_DAYS, assign, type Dip, type ParentRouter } from '../dip.js';
+import { MAX_RESERVED_UNTIL_DAYS, RESERVATION_DAYS, assign, type Dip, type ParentRouter } from '../dip.js';
 import { KEY_LIFETIME_SECONDS } from '../token-keys.js';
 import {
   CHALLENGE, DAY, NOW, RESERVED_UNTIL, assignRequest, call, createIssuerKey, errorCode, ipState, keyId, mintToken, nonceState,
@@ -82,6 +82,8 @@ test('a key is accepted from its not-before through not-before + 90 days exactly
   ];
   for (const [what, at, status] of cases) {
     clock = at;
+    // SPEC §4: the enclave's reservedUntil is a DRT's exp rounded up to 00:00 UTC.
+    parent.script = () => ({ kind: 'ok', reservedUntil: Math.ceil((at + 60 * DAY) / DAY) * DAY });
     const answer = await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE));
     assert.equal(answer.status, status, what);
     if (status === 401) assert.ok(answer.headers.get('www-authenticate')?.startsWith('PrivateToken challenge='), `${what}: with the challenge`);
@@ -341,5 +343,40 @@ test('PostgreSQL: when an instance\'s lease session drops while its parent works
     await admin.end();
     await second.close();
     await first.close();
+  }
+});
+
+test(`a parent's reservedUntil is stored only at 00:00 UTC from tomorrow through today + ${MAX_RESERVED_UNTIL_DAYS} days; anything else is a malformed 200 (500 internal) and keeps the token pending`, async () => {
+  // Not at 00:00 itself: "today" is the day the clock is in.
+  clock = NOW + 3600;
+  const wide = await startTestService({ parents: [parent.url], tokenKeys: writeTokenKeys([KEY]), store: t.store, now: () => clock, repollMinMs: 0, args: ['--range', '198.51.100.0/28'] });
+  const cases: Array<[string, number, boolean]> = [
+    ['today 00:00 (tomorrow - 1 day)', NOW, false],
+    ['0', 0, false],
+    ['tomorrow 00:00 - 1 s', NOW + DAY - 1, false],
+    ['tomorrow 00:00', NOW + DAY, true],
+    ['tomorrow 00:00 + 1 s', NOW + DAY + 1, false],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS} days - 1 s`, NOW + MAX_RESERVED_UNTIL_DAYS * DAY - 1, false],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS} days`, NOW + MAX_RESERVED_UNTIL_DAYS * DAY, true],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS + 1} days`, NOW + (MAX_RESERVED_UNTIL_DAYS + 1) * DAY, false],
+  ];
+  try {
+    for (const [what, reservedUntil, accepted] of cases) {
+      const { token, authorization } = mintToken(KEY);
+      parent.script = () => ({ kind: 'ok', reservedUntil });
+      const answer = await assignRequest(wide.url, authorization, sealedRequest(ENCLAVE));
+      const ip = parent.sealedCalls().at(-1)!.body!.ip!;
+      if (accepted) {
+        assert.equal(answer.status, 200, `${what}: ${answer.text}`);
+        assert.equal((await ipState(t.store, ip))!.reserved_until_day, dayOf(reservedUntil), `${what}: stored`);
+      } else {
+        assert.equal(answer.status, 500, `${what}: ${answer.text}`);
+        assert.equal(errorCode(answer), 'internal', what);
+        assert.deepEqual(await nonceState(t.store, token.nonce), { state: 'pending', ip, refusals: 0 }, `${what}: still pending`);
+        assert.deepEqual(await ipState(t.store, ip), { state: 'reserved', reserved_until_day: dayOf(NOW) + RESERVATION_DAYS, quarantine_until_day: null }, `${what}: the service's own reservation stays`);
+      }
+    }
+  } finally {
+    await wide.close();
   }
 });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, test } from 'node:test';
 import { dayOf } from '../../store/day.js';
 import { openTestStore, type TestStore } from '../../store/test/support.js';
+import { MAX_RESERVED_UNTIL_DAYS } from '../dip.js';
 import { FORGET_AFTER_FAILED_POLLS } from '../parents.js';
 import { runRangesCommand } from '../ranges-cli.js';
 import {
@@ -68,6 +69,7 @@ async function expireAs(day: number): Promise<Record<string, unknown>> {
 
 test('refresh forwards {ip, request} for a reserved IP, answers as the parent did, and extends the reservation to reservedUntil', async () => {
   const ip = await assigned();
+  clock = NOW + 30 * DAY;
   const later = RESERVED_UNTIL + 30 * DAY;
   parent.script = () => ({ kind: 'ok', reservedUntil: later });
   const request = sealedRequest(ENCLAVE, 0x02);
@@ -76,6 +78,50 @@ test('refresh forwards {ip, request} for a reserved IP, answers as the parent di
   assert.deepEqual({ ip: answer.json!.ip, reservedUntil: answer.json!.reservedUntil }, { ip, reservedUntil: later }, 'as the parent gave it');
   assert.deepEqual(parent.sealedCalls().at(-1), { method: 'POST', path: '/v1/dip/refresh', body: { ip, request } }, 'forwarded');
   assert.equal((await ipState(t.store, ip))!.reserved_until_day, dayOf(later), 'extended');
+});
+
+test(`refresh extends only to a reservedUntil at 00:00 UTC from tomorrow through today + ${MAX_RESERVED_UNTIL_DAYS} days; anything else is 500 internal and extends nothing`, async () => {
+  const ip = await assigned();
+  const today = NOW + 10 * DAY;
+  clock = today + 3600;
+  const cases: Array<[string, number, number | null]> = [
+    ['today 00:00', today, null],
+    ['tomorrow 00:00 - 1 s', today + DAY - 1, null],
+    ['tomorrow 00:00 + 1 s', today + DAY + 1, null],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS} days + 1 s`, today + MAX_RESERVED_UNTIL_DAYS * DAY + 1, null],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS + 1} days`, today + (MAX_RESERVED_UNTIL_DAYS + 1) * DAY, null],
+    // Accepted, and never shortens the reservation.
+    ['tomorrow 00:00', today + DAY, dayOf(RESERVED_UNTIL)],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS} days`, today + MAX_RESERVED_UNTIL_DAYS * DAY, dayOf(today) + MAX_RESERVED_UNTIL_DAYS],
+  ];
+  for (const [what, reservedUntil, storedDay] of cases) {
+    const before = (await ipState(t.store, ip))!.reserved_until_day;
+    parent.script = () => ({ kind: 'ok', reservedUntil });
+    const answer = await refreshRequest(service.url, ip, sealedRequest(ENCLAVE, 0x02));
+    if (storedDay === null) {
+      assert.equal(answer.status, 500, `${what}: ${answer.text}`);
+      assert.equal(errorCode(answer), 'internal', what);
+      assert.equal((await ipState(t.store, ip))!.reserved_until_day, before, `${what}: not extended`);
+    } else {
+      assert.equal(answer.status, 200, `${what}: ${answer.text}`);
+      assert.equal((await ipState(t.store, ip))!.reserved_until_day, storedDay, `${what}: stored`);
+    }
+  }
+});
+
+test('a refresh whose IP was freed while the parent answered is 410 ip_unavailable, not 200, and reserves nothing', async () => {
+  const ip = await assigned();
+  parent.script = () => ({
+    kind: 'custom',
+    answer: async (c, res) => {
+      await t.store.query("UPDATE ip_pool SET state = 'free', reserved_until_day = NULL WHERE ip = $1::inet", [ip]);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ip: c.body!.ip, reservedUntil: RESERVED_UNTIL, response: 'AAAA' }));
+    },
+  });
+  const answer = await refreshRequest(service.url, ip, sealedRequest(ENCLAVE, 0x02));
+  assert.equal(answer.status, 410, answer.text);
+  assert.equal(errorCode(answer), 'ip_unavailable', 'code');
+  assert.equal((await ipState(t.store, ip))!.state, 'free', 'still free');
 });
 
 test('a refresh for an IP with no reservation is 410 ip_unavailable and never reaches the parent; a non-canonical IP is 400', async () => {
@@ -103,7 +149,8 @@ test('an expired reservation frees its IP only after the quarantine; a refreshed
   const expiring = await assigned();
   const refreshed = await assigned();
   const last = dayOf(RESERVED_UNTIL);
-  // The refreshed IP is extended 30 days; the other runs out.
+  // 30 days on, the refreshed IP is extended 30 days; the other runs out.
+  clock = NOW + 30 * DAY;
   parent.script = () => ({ kind: 'ok', reservedUntil: RESERVED_UNTIL + 30 * DAY });
   assert.equal((await refreshRequest(service.url, refreshed, sealedRequest(ENCLAVE, 0x02))).status, 200, 'refreshed');
   clock = (last + 1) * DAY;
