@@ -25,6 +25,8 @@ export interface ServiceConfig {
   bodyLimit: number;
   /** Loopback only; null when the operator routes are off. */
   adminListen: { host: string; port: number } | null;
+  /** POST /admin/expire may run as of a later day (development and demos only). */
+  acceleratedClock: boolean;
 }
 
 type Key = keyof ServiceConfig | 'dataDir' | 'databaseUrl' | 'databaseSchema';
@@ -62,6 +64,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'pollIntervalMs', flag: 'poll-interval-ms', kind: 'int', default: '5000', min: 500, max: 600_000, help: 'how often every parent\'s GET /v1/enclaves is read, in ms (also at once, at most once a second, for an unknown key_id)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'int', default: '16384', min: MIN_BODY_LIMIT, max: 1_048_576, help: 'largest assign or refresh body in bytes; larger is 413 before it is read' },
   { key: 'adminListen', flag: 'admin-listen', kind: 'address', default: null, help: 'loopback HOST:PORT for the operator routes (/admin/…; off unless given)' },
+  { key: 'acceleratedClock', flag: 'accelerated-clock', kind: 'flag', default: 'false', help: 'let POST /admin/expire run as of a later day (development and demos only: it ends reservations and quarantines early)' },
 ];
 
 export function envName(option: OptionSpec): string {
@@ -151,6 +154,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     pollIntervalMs: v.pollIntervalMs as number,
     bodyLimit: v.bodyLimit as number,
     adminListen,
+    acceleratedClock: v.acceleratedClock as boolean,
   };
 }
 

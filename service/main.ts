@@ -149,6 +149,7 @@ export async function startService(config: ServiceConfig, logger: Logger, option
       tokenKeys,
       quarantineDays: config.quarantineDays,
       now,
+      acceleratedClock: config.acceleratedClock,
       intervalMs: options.expiryIntervalMs ?? 3_600_000,
       onRun: (result) => logger.event('expiry_ran', { quarantined: result.quarantined, freed: result.freed, forgotten: result.forgotten }),
       onError: (error) => logger.event('expiry_failed', { code: error instanceof StoreError ? error.code : 'internal' }),

@@ -44,7 +44,7 @@ beforeEach(async () => {
     now: () => clock,
     repollMinMs: 0,
     figuresMaxAgeMs: 0,
-    args: ['--range', '192.0.2.0/30'],
+    args: ['--range', '192.0.2.0/30', '--accelerated-clock'],
   });
 });
 afterEach(async () => {
@@ -171,18 +171,54 @@ test('an expired reservation frees its IP only after the quarantine; a refreshed
   assert.equal((await ipState(t.store, expiring))!.state, 'reserved', 'the IP refreshed back stays');
 });
 
-test('the expiry job refuses a day before today and a day that is not one; it forgets nonces of retired keys', async () => {
+test('the expiry job refuses a day before today and a day that is not one; which keys are retired follows the real clock, never an accelerated today', async () => {
   clock = NOW + 10 * DAY;
   for (const today of ['2025-12-31', '2026-02-30', '20260101', 5]) {
     const answer = await call(`${service.adminUrl}/admin/expire`, { method: 'POST', headers: json, body: JSON.stringify({ today }) });
     assert.equal(answer.status, 400, String(today));
   }
-  await assigned();
+  const { authorization } = mintToken(KEY);
+  assert.equal((await assignRequest(service.url, authorization, sealedRequest(ENCLAVE))).status, 200, 'assigned');
+  // The key's last second: its tokens still verify, so its spent nonces stay, whatever day the job runs as.
+  clock = KEY.notBefore + 90 * DAY;
+  assert.equal((await expireAs(dayOf(clock) + 400)).forgotten, 0, 'an accelerated today retires no key');
+  assert.equal(errorCode(await assignRequest(service.url, authorization, sealedRequest(ENCLAVE))), 'token_spent', 'the token is still spent');
   clock = KEY.notBefore + 90 * DAY + 1;
   const answer = await call(`${service.adminUrl}/admin/expire`, { method: 'POST' });
   assert.equal(answer.status, 200, 'no body: as of today');
-  assert.equal(answer.json!.forgotten, 0, 'retired only from the day after its last second');
-  assert.equal((await expireAs(dayOf(KEY.notBefore + 90 * DAY) + 1)).forgotten, 1, 'the spent nonce of the retired key');
+  assert.equal(answer.json!.forgotten, 1, 'retired one second after its last: the spent nonce goes');
+});
+
+test('without --accelerated-clock, POST /admin/expire takes only the real today: the day after is 400 bad_request and changes nothing', async () => {
+  const plain = await startTestService({ parents: [parent.url], tokenKeys: writeTokenKeys([KEY]), store: t.store, now: () => clock, figuresMaxAgeMs: 0 });
+  try {
+    const ip = await assigned();
+    clock = RESERVED_UNTIL + 10 * DAY + 3600;
+    const expire = (day: number) => call(`${plain.adminUrl}/admin/expire`, { method: 'POST', headers: json, body: JSON.stringify({ today: new Date(day * DAY * 1000).toISOString().slice(0, 10) }) });
+    const tomorrow = await expire(dayOf(clock) + 1);
+    assert.equal(tomorrow.status, 400, tomorrow.text);
+    assert.equal(errorCode(tomorrow), 'bad_request', 'code');
+    assert.equal((await ipState(t.store, ip))!.state, 'reserved', 'nothing ran');
+    assert.equal((await expire(dayOf(clock) - 1)).status, 400, 'yesterday');
+    const today = await expire(dayOf(clock));
+    assert.equal(today.status, 200, today.text);
+    assert.equal(today.json!.quarantined, 1, 'today runs');
+  } finally {
+    await plain.close();
+  }
+});
+
+test('the admin listener refuses a Host that is not a loopback IP literal with its port (DNS rebinding): 400 bad_request', async () => {
+  const port = Number(new URL(service.adminUrl).port);
+  const refused = ['evil.example', `evil.example:${port}`, `localhost:${port}`, '127.0.0.1', `127.0.0.1:${port + 1}`, `127.0.0.256:${port}`, `[::2]:${port}`, `10.0.0.1:${port}`];
+  for (const host of refused) {
+    const answer = await call(`${service.adminUrl}/admin/pool`, { headers: { host } });
+    assert.equal(answer.status, 400, host);
+    assert.equal(errorCode(answer), 'bad_request', host);
+  }
+  for (const host of [`127.0.0.1:${port}`, `127.1.2.3:${port}`]) {
+    assert.equal((await call(`${service.adminUrl}/admin/pool`, { headers: { host } })).status, 200, host);
+  }
 });
 
 test('backups: put, get, delete round trip; 4096 bytes fit, 4097 are 413, an empty one 400; absent is 404', async () => {
