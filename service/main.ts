@@ -166,7 +166,7 @@ export async function startService(config: ServiceConfig, logger: Logger, option
       now,
       observer: { assign: (outcome) => metrics.assign(outcome), parentError: (code) => metrics.parentError(code) },
     };
-    const server = createServiceServer({ dip, parents, figures, metrics, logger, bodyLimit: config.bodyLimit });
+    const server = createServiceServer({ dip, parents, figures, metrics, logger, bodyLimit: config.bodyLimit, maxConnections: config.maxConnections });
     const port = await listen(server, config.listen);
     cleanups.push(() => closeServer(server, config.parentTimeoutMs + 1000));
     let adminPort: number | null = null;

@@ -29,7 +29,13 @@ export interface ServiceServerOptions {
   metrics: ServiceMetrics;
   logger: Logger;
   bodyLimit: number;
+  /** Most connections open at once (server.maxConnections). */
+  maxConnections: number;
 }
+
+/** A client has this long to send its request headers, and its whole request (a slow-loris bound). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 interface Reply {
   status: number;
@@ -84,7 +90,7 @@ function routeOf(path: string): { route: Route; methods: readonly string[] } | n
 }
 
 export function createServiceServer(options: ServiceServerOptions): Server {
-  const { dip, parents, figures, metrics, logger, bodyLimit } = options;
+  const { dip, parents, figures, metrics, logger, bodyLimit, maxConnections } = options;
 
   async function readLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
     try {
@@ -175,8 +181,10 @@ export function createServiceServer(options: ServiceServerOptions): Server {
       reply = spec === null ? errorReply('not_found') : await dispatch(req, path, q < 0 ? null : url.slice(q + 1), spec.route, spec.methods);
     } catch (error) {
       const code = toDipError(error).code;
-      // RFC 9577 §2.1: a refused token is answered with the challenge to get a valid one.
-      reply = errorReply(code, code === 'token_invalid' ? { 'www-authenticate': challengeHeader(dip.tokenKeys, dip.now()) } : undefined);
+      // RFC 9577 §2.1: a refused token is answered with the challenge to get a valid one. A body
+      // refused part-way is left unread: the connection closes after the answer.
+      const headers: Record<string, string> | undefined = code === 'token_invalid' ? { 'www-authenticate': challengeHeader(dip.tokenKeys, dip.now()) } : code === 'payload_too_large' ? { connection: 'close' } : undefined;
+      reply = errorReply(code, headers);
     }
     send(res, reply);
   }
@@ -195,7 +203,11 @@ export function createServiceServer(options: ServiceServerOptions): Server {
     }
   }
 
-  const server = createServer({ requireHostHeader: false, keepAliveTimeout: 5000 }, (req, res) => void handle(req, res).catch(() => answerFailure(res)));
+  const server = createServer(
+    { requireHostHeader: false, keepAliveTimeout: 5000, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+    (req, res) => void handle(req, res).catch(() => answerFailure(res)),
+  );
+  server.maxConnections = maxConnections;
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();

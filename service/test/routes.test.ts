@@ -4,6 +4,7 @@
 // methods, and the operator routes. One embedded store for the file, emptied before each test.
 
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, afterEach, before, beforeEach, test } from 'node:test';
 import { dayOf } from '../../store/day.js';
 import { openTestStore, type TestStore } from '../../store/test/support.js';
@@ -399,4 +400,32 @@ test('the ranges command adds, lists, drains and removes through the admin route
   const gone = await run('list', '--admin', 'http://127.0.0.1:1');
   assert.equal(gone.code, 1, 'unreachable');
   assert.match(gone.err, /does not answer/, 'says so');
+});
+
+/** Sends `head` and `chunks` on a raw socket; the answer's head once the service closes the connection. */
+function rawExchange(port: number, head: string, chunks: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (data: Buffer) => (got += data.toString('latin1')));
+    socket.on('error', reject);
+    socket.once('close', () => resolve(got.split('\r\n\r\n')[0]!));
+    socket.write(head);
+    for (const chunk of chunks) socket.write(chunk);
+  });
+}
+
+test('a body over the limit is 413 with connection: close, and the service closes the connection (chunked or declared)', async () => {
+  const port = Number(new URL(service.url).port);
+  const piece = 'x'.repeat(8192);
+  const chunked = await rawExchange(
+    port,
+    'POST /v1/dip/refresh HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n',
+    Array.from({ length: 4 }, () => `${piece.length.toString(16)}\r\n${piece}\r\n`),
+  );
+  assert.match(chunked, /^HTTP\/1\.1 413 /, chunked);
+  assert.match(chunked, /\r\nconnection: close(\r\n|$)/i, `chunked: ${chunked}`);
+  const declared = await rawExchange(port, 'POST /v1/dip/refresh HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 16385\r\n\r\n', [piece]);
+  assert.match(declared, /^HTTP\/1\.1 413 /, declared);
+  assert.match(declared, /\r\nconnection: close(\r\n|$)/i, `declared: ${declared}`);
 });
