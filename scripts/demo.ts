@@ -144,7 +144,7 @@ export async function startLocalStack(dir: string = mkdtempSync(join(tmpdir(), '
     await waitFor('the issuer\'s token-keys.json', () => (existsSync(tokenKeys) ? true : undefined), issuer.child, issuer.output);
 
     const service = start([
-      'service/main.ts', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--parent', url, '--token-keys', tokenKeys,
+      'service/main.ts', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--accelerated-clock', '--parent', url, '--token-keys', tokenKeys,
       '--store', join(dir, 'service-db'),
       ...DEV_RANGES.flatMap((range) => ['--range', range]), ...DEV_EXCLUDES.flatMap((range) => ['--exclude', range]),
     ]);

@@ -276,6 +276,8 @@ async function main(): Promise<number> {
       'service/main.ts',
       '--listen', `127.0.0.1:${options.servicePort}`,
       '--admin-listen', `127.0.0.1:${options.adminPort}`,
+      // The demo's accelerated clock (POST /admin/expire as of a later day): development only.
+      '--accelerated-clock',
       '--parent', parentUrl,
       '--token-keys', tokenKeys,
       '--store', join(options.stateDir, 'service-db'),

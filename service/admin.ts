@@ -1,6 +1,7 @@
 // The operator's routes (docs/service.md "Operating the pool"), on their own loopback listener
 // (--admin-listen): pool figures and ranges, adding, draining and removing ranges while the
-// service serves, and running the expiry job as of a later day (an accelerated clock for demos).
+// service serves, and running the expiry job (as of a later day only with --accelerated-clock).
+// Only a Host of a loopback IP literal with this listener's port is served (DNS rebinding).
 // Counts and ranges only: no route here answers with an address in use or anything about a token.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -99,6 +100,15 @@ function cidrOf(value: unknown): string {
   return value;
 }
 
+/**
+ * A Host of a loopback IP literal with this listener's port: a web page that rebinds its own name
+ * to 127.0.0.1 (DNS rebinding) still sends that name, and is refused.
+ */
+function isLoopbackAuthority(host: string | undefined, port: number | undefined): boolean {
+  const match = host === undefined ? null : /^(127(?:\.\d{1,3}){3}|\[::1\]):(\d{1,5})$/.exec(host);
+  return match !== null && Number(match[2]) === port && (match[1] === '[::1]' || match[1]!.split('.').every((part) => Number(part) <= 255));
+}
+
 export function createAdminServer(options: AdminServerOptions): Server {
   const { store, expiry, logger } = options;
 
@@ -155,7 +165,8 @@ export function createAdminServer(options: AdminServerOptions): Server {
     const spec = ROUTES.get(path);
     let reply: Reply;
     try {
-      if (spec === undefined) reply = errorReply('not_found');
+      if (!isLoopbackAuthority(req.headers.host, req.socket.localPort)) reply = errorReply('bad_request', { connection: 'close' });
+      else if (spec === undefined) reply = errorReply('not_found');
       else if (!spec.methods.includes(req.method ?? '')) reply = errorReply('method_not_allowed', { allow: spec.methods.join(', ') });
       else reply = await dispatch(req, spec.route);
     } catch (error) {

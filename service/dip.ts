@@ -20,6 +20,14 @@ import { redeemableToken, type TokenKeys } from './token-keys.js';
 /** SPEC §11: a new reservation holds until now + 60 days (a DRT's life) until the parent says. */
 export const RESERVATION_DAYS = DRT_LIFETIME_SECONDS / 86_400;
 
+/**
+ * The latest `reservedUntil` a parent may give, in days after today's 00:00 UTC: a DRT's life,
+ * one day for its expiry rounded up to 00:00 (SPEC §4), and one for an enclave clock a day ahead.
+ */
+export const MAX_RESERVED_UNTIL_DAYS = RESERVATION_DAYS + 2;
+/** The earliest: tomorrow's 00:00 UTC (a DRT made now expires no sooner). */
+export const MIN_RESERVED_UNTIL_DAYS = 1;
+
 export const ASSIGN_OUTCOMES = ['assigned', 'token_invalid', 'bad_request', 'key_unknown', 'in_use', 'spent', 'exhausted', 'refused', 'kept'] as const;
 /** How an assign ended, for the metrics: a fixed word, never a value from the request. */
 export type AssignOutcome = (typeof ASSIGN_OUTCOMES)[number];
@@ -84,7 +92,8 @@ type ParentResult =
   /** Anything else: tokens may exist, so the reservation stays. */
   | { kind: 'failed'; code: ErrorCode };
 
-function errorCodeOf(status: number, body: Buffer): ErrorCode | null {
+/** The SPEC §6 code of a parent's error answer, when its body is one and matches its status. */
+export function errorCodeOf(status: number, body: Buffer): ErrorCode | null {
   try {
     const code = (JSON.parse(body.toString('utf8')) as { error?: { code?: unknown } } | null)?.error?.code;
     return isErrorCode(code) && httpStatusOf(code) === status ? code : null;
@@ -93,15 +102,25 @@ function errorCodeOf(status: number, body: Buffer): ErrorCode | null {
   }
 }
 
-/** Reads what the parent did with a sealed request for `ip`. */
-function parentResult(outcome: Upstream, ip: string, observer: DipObserver | undefined): ParentResult {
+/**
+ * Whether a parent's `reservedUntil` can be stored: a 00:00 UTC instant from tomorrow through
+ * MAX_RESERVED_UNTIL_DAYS after today. Anything else would free or hold an IP on the parent's word.
+ */
+export function isPlausibleReservedUntil(reservedUntil: number, now: number): boolean {
+  const today = dayOf(now);
+  const day = reservedUntil / 86_400;
+  return Number.isSafeInteger(day) && day >= today + MIN_RESERVED_UNTIL_DAYS && day <= today + MAX_RESERVED_UNTIL_DAYS;
+}
+
+/** Reads what the parent did with a sealed request for `ip`, at `now`. */
+function parentResult(outcome: Upstream, ip: string, now: number, observer: DipObserver | undefined): ParentResult {
   if (outcome.kind !== 'answered') {
     if (outcome.kind !== 'refused') observer?.parentError?.(outcome.kind === 'timeout' ? 'timeout' : 'connection_lost');
     return { kind: 'failed', code: outcome.kind === 'timeout' ? 'enclave_timeout' : 'enclave_unavailable' };
   }
   if (outcome.status === 200) {
     const answer = readAnswer(outcome.body);
-    if (answer !== null && answer.ip === ip) return { kind: 'ok', answer };
+    if (answer !== null && answer.ip === ip && isPlausibleReservedUntil(answer.reservedUntil, now)) return { kind: 'ok', answer };
     observer?.parentError?.('malformed');
     return { kind: 'failed', code: 'internal' };
   }
@@ -178,9 +197,14 @@ export async function assign(dip: Dip, token: Token, body: Uint8Array): Promise<
     }
     const { ip } = begun;
     const outcome = await dip.parents.post(targets, '/v1/dip/assign', JSON.stringify({ ip, request }));
-    const result = parentResult(outcome, ip, dip.observer);
+    const result = parentResult(outcome, ip, now, dip.observer);
     if (result.kind === 'ok') {
-      await completeAssign(dip.store, token.nonce, dayOf(result.answer.reservedUntil));
+      // Not pending any more: this attempt lost its lease (the PostgreSQL session dropped and
+      // another attempt ran), or expiry spent the token. Only the attempt that completes answers.
+      if ((await completeAssign(dip.store, token.nonce, dayOf(result.answer.reservedUntil))).kind === 'not_pending') {
+        observe('spent');
+        throw new DipError('token_spent');
+      }
       observe('assigned');
       return result.answer;
     }
@@ -199,7 +223,8 @@ export async function assign(dip: Dip, token: Token, body: Uint8Array): Promise<
 
 /**
  * POST /v1/dip/refresh (SPEC §11): the IP must be canonical (400) and reserved or in quarantine
- * (410 ip_unavailable, never forwarded); a 200 extends its reservation to reservedUntil.
+ * (410 ip_unavailable, never forwarded); a 200 extends its reservation to reservedUntil, or is
+ * ip_unavailable when the IP was freed meanwhile.
  */
 export async function refresh(dip: Dip, body: Uint8Array): Promise<DipAnswer> {
   const { ip, request } = jsonFields(body, ['ip', 'request'] as const);
@@ -209,12 +234,13 @@ export async function refresh(dip: Dip, body: Uint8Array): Promise<DipAnswer> {
   if (targets === null) throw new DipError('key_unknown');
   if (!(await isRefreshable(dip.store, ip))) throw new DipError('ip_unavailable');
   const outcome = await dip.parents.post(targets, '/v1/dip/refresh', JSON.stringify({ ip, request }));
-  const result = parentResult(outcome, ip, dip.observer);
+  const result = parentResult(outcome, ip, dip.now(), dip.observer);
   if (result.kind !== 'ok') {
     if (result.code === 'key_unknown') dip.parents.keyUnknown();
     throw new DipError(result.code);
   }
-  await extendReservation(dip.store, ip, dayOf(result.answer.reservedUntil));
+  // The IP stopped being reserved or quarantined while the parent worked (expiry freed it).
+  if (!(await extendReservation(dip.store, ip, dayOf(result.answer.reservedUntil)))) throw new DipError('ip_unavailable');
   return result.answer;
 }
 

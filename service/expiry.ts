@@ -31,19 +31,22 @@ export function parseDay(text: string): number | null {
   return ms / 86_400_000;
 }
 
-/** One run as of `today` (a day number). */
-export async function runExpiry(store: Store, tokenKeys: TokenKeys, today: number, quarantineDays: number): Promise<ExpiryResult> {
+/**
+ * One run as of `today` (a day number) at the real time `now` (Unix seconds). Which keys are retired
+ * follows `now` only: forgetting the spent nonces of a key whose tokens still verify would let them
+ * be spent again, so an accelerated `today` never decides it.
+ */
+export async function runExpiry(store: Store, tokenKeys: TokenKeys, today: number, quarantineDays: number, now: number): Promise<ExpiryResult> {
   const { quarantined, freed } = await expireReservations(store, today, quarantineDays);
   let forgotten = 0;
-  // A key is retired once its 90 days are over; the day after that has begun, none of its tokens verifies.
   for (const key of tokenKeys.keys) {
-    if (keyState(key, today * 86_400) === 'retired') forgotten += await forgetRetiredKey(store, key.tokenKeyId);
+    if (keyState(key, now) === 'retired') forgotten += await forgetRetiredKey(store, key.tokenKeyId);
   }
   return { today: dayText(today), quarantined, freed, forgotten };
 }
 
 export interface ExpiryJob {
-  /** Runs now as of `today` (default: the clock's day); never earlier than the clock's day. */
+  /** Runs now as of `today` (default: the clock's day); a later day only with an accelerated clock. */
   run(today?: number): Promise<ExpiryResult>;
   stop(): void;
 }
@@ -53,6 +56,8 @@ export interface ExpiryJobOptions {
   tokenKeys: TokenKeys;
   quarantineDays: number;
   now: () => number;
+  /** `run(today)` may take a day after the clock's (development and demos only). */
+  acceleratedClock: boolean;
   intervalMs: number;
   onRun(result: ExpiryResult): void;
   onError(error: unknown): void;
@@ -61,8 +66,10 @@ export interface ExpiryJobOptions {
 /** Starts the timer; the first run is the caller's (start-up awaits it). */
 export function startExpiryJob(options: ExpiryJobOptions): ExpiryJob {
   const run = async (today = dayOf(options.now())): Promise<ExpiryResult> => {
-    if (!Number.isSafeInteger(today) || today < dayOf(options.now())) throw new RangeError('the expiry job never runs as of a day before today');
-    const result = await runExpiry(options.store, options.tokenKeys, today, options.quarantineDays);
+    const now = options.now();
+    if (!Number.isSafeInteger(today) || today < dayOf(now)) throw new RangeError('the expiry job never runs as of a day before today');
+    if (today > dayOf(now) && !options.acceleratedClock) throw new RangeError('the expiry job runs as of a later day only with an accelerated clock');
+    const result = await runExpiry(options.store, options.tokenKeys, today, options.quarantineDays, now);
     options.onRun(result);
     return result;
   };

@@ -149,6 +149,7 @@ export async function startService(config: ServiceConfig, logger: Logger, option
       tokenKeys,
       quarantineDays: config.quarantineDays,
       now,
+      acceleratedClock: config.acceleratedClock,
       intervalMs: options.expiryIntervalMs ?? 3_600_000,
       onRun: (result) => logger.event('expiry_ran', { quarantined: result.quarantined, freed: result.freed, forgotten: result.forgotten }),
       onError: (error) => logger.event('expiry_failed', { code: error instanceof StoreError ? error.code : 'internal' }),
@@ -165,7 +166,7 @@ export async function startService(config: ServiceConfig, logger: Logger, option
       now,
       observer: { assign: (outcome) => metrics.assign(outcome), parentError: (code) => metrics.parentError(code) },
     };
-    const server = createServiceServer({ dip, parents, figures, metrics, logger, bodyLimit: config.bodyLimit });
+    const server = createServiceServer({ dip, parents, figures, metrics, logger, bodyLimit: config.bodyLimit, maxConnections: config.maxConnections });
     const port = await listen(server, config.listen);
     cleanups.push(() => closeServer(server, config.parentTimeoutMs + 1000));
     let adminPort: number | null = null;

@@ -9,7 +9,7 @@ import { decodeBase64url } from '../protocol/base64url.js';
 import { DipError, ERROR_MESSAGES, httpStatusOf, toDipError, type ErrorCode } from '../protocol/errors.js';
 import { MAX_NONCE_BYTES, MIN_NONCE_BYTES } from '../protocol/limits.js';
 import { MAX_BACKUP_BYTES } from '../store/backup.js';
-import { assign, backupId, fetchBackup, redeem, refresh, removeBackup, storeBackup, type Dip } from './dip.js';
+import { assign, backupId, errorCodeOf, fetchBackup, redeem, refresh, removeBackup, storeBackup, type Dip } from './dip.js';
 import type { FiguresCache } from './figures.js';
 import type { Logger, RouteLabel } from './log.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -29,7 +29,13 @@ export interface ServiceServerOptions {
   metrics: ServiceMetrics;
   logger: Logger;
   bodyLimit: number;
+  /** Most connections open at once (server.maxConnections). */
+  maxConnections: number;
 }
+
+/** A client has this long to send its request headers, and its whole request (a slow-loris bound). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 interface Reply {
   status: number;
@@ -65,11 +71,16 @@ export function errorReply(code: ErrorCode, headers?: Record<string, string>): R
   return reply;
 }
 
-/** A parent's answer to a GET, verbatim: status, media type and bytes. */
+/**
+ * A parent's answer to a GET, verbatim (status, media type and bytes) when SPEC §6 allows it: a 200,
+ * or an error status with its error body. Anything else (a status such as 000 or 302, a 500 without
+ * a §6 body) is a malformed answer and becomes enclave_unavailable.
+ */
 function passThrough(outcome: Upstream | null): Reply {
   if (outcome === null) return errorReply('enclave_unavailable');
   if (outcome.kind === 'timeout') return errorReply('enclave_timeout');
   if (outcome.kind !== 'answered') return errorReply('enclave_unavailable');
+  if (outcome.status !== 200 && errorCodeOf(outcome.status, outcome.body) === null) return errorReply('enclave_unavailable');
   return { status: outcome.status, body: outcome.body, ...(outcome.contentType === null ? {} : { type: outcome.contentType }) };
 }
 
@@ -79,7 +90,7 @@ function routeOf(path: string): { route: Route; methods: readonly string[] } | n
 }
 
 export function createServiceServer(options: ServiceServerOptions): Server {
-  const { dip, parents, figures, metrics, logger, bodyLimit } = options;
+  const { dip, parents, figures, metrics, logger, bodyLimit, maxConnections } = options;
 
   async function readLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
     try {
@@ -170,13 +181,33 @@ export function createServiceServer(options: ServiceServerOptions): Server {
       reply = spec === null ? errorReply('not_found') : await dispatch(req, path, q < 0 ? null : url.slice(q + 1), spec.route, spec.methods);
     } catch (error) {
       const code = toDipError(error).code;
-      // RFC 9577 §2.1: a refused token is answered with the challenge to get a valid one.
-      reply = errorReply(code, code === 'token_invalid' ? { 'www-authenticate': challengeHeader(dip.tokenKeys, dip.now()) } : undefined);
+      // RFC 9577 §2.1: a refused token is answered with the challenge to get a valid one. A body
+      // refused part-way is left unread: the connection closes after the answer.
+      const headers: Record<string, string> | undefined = code === 'token_invalid' ? { 'www-authenticate': challengeHeader(dip.tokenKeys, dip.now()) } : code === 'payload_too_large' ? { connection: 'close' } : undefined;
+      reply = errorReply(code, headers);
     }
     send(res, reply);
   }
 
-  const server = createServer({ requireHostHeader: false, keepAliveTimeout: 5000 }, (req, res) => void handle(req, res));
+  // No request may reject unhandled (the process would exit): a failure before the answer is
+  // `internal`, one after its head was sent ends the connection.
+  function answerFailure(res: ServerResponse): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    try {
+      send(res, errorReply('internal'));
+    } catch {
+      res.destroy();
+    }
+  }
+
+  const server = createServer(
+    { requireHostHeader: false, keepAliveTimeout: 5000, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+    (req, res) => void handle(req, res).catch(() => answerFailure(res)),
+  );
+  server.maxConnections = maxConnections;
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();

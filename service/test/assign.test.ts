@@ -8,8 +8,14 @@ import { after, afterEach, before, beforeEach, test } from 'node:test';
 import { formatAuthorization, parseWwwAuthenticate } from '../../protocol/privacypass-http.js';
 import { TokenChallenge } from '../../protocol/privacypass.js';
 import { dayOf } from '../../store/day.js';
-import { poolFigures } from '../../store/ip-pool.js';
-import { openTestStore, type TestStore } from '../../store/test/support.js';
+import pg from 'pg';
+import type { DipError } from '../../protocol/errors.js';
+import { expireReservations, poolFigures } from '../../store/ip-pool.js';
+import { addRange } from '../../store/ip-range.js';
+import { advisoryLockKey } from '../../store/lease.js';
+import { openPostgresStore } from '../../store/postgres.js';
+import { openTestStore, postgresSkipReason, POSTGRES_URL, type TestStore } from '../../store/test/support.js';
+import { MAX_RESERVED_UNTIL_DAYS, RESERVATION_DAYS, assign, type Dip, type ParentRouter } from '../dip.js';
 import { KEY_LIFETIME_SECONDS } from '../token-keys.js';
 import {
   CHALLENGE, DAY, NOW, RESERVED_UNTIL, assignRequest, call, createIssuerKey, errorCode, ipState, keyId, mintToken, nonceState,
@@ -76,6 +82,8 @@ test('a key is accepted from its not-before through not-before + 90 days exactly
   ];
   for (const [what, at, status] of cases) {
     clock = at;
+    // SPEC §4: the enclave's reservedUntil is a DRT's exp rounded up to 00:00 UTC.
+    parent.script = () => ({ kind: 'ok', reservedUntil: Math.ceil((at + 60 * DAY) / DAY) * DAY });
     const answer = await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE));
     assert.equal(answer.status, status, what);
     if (status === 401) assert.ok(answer.headers.get('www-authenticate')?.startsWith('PrivateToken challenge='), `${what}: with the challenge`);
@@ -265,4 +273,110 @@ test('closing the service lets an assign at the parent finish and record its out
   await closing;
   assert.equal((await nonceState(t.store, token.nonce))!.state, 'spent', 'and was recorded');
   service = await startTestService({ parents: [parent.url], tokenKeys: writeTokenKeys([KEY]), store: t.store, now: () => clock });
+});
+
+test('an assign whose token stopped being pending while the parent answered (expiry spent it) drops the parent\'s 200 and answers 409 token_spent', async () => {
+  const { token, authorization } = mintToken(KEY);
+  parent.script = () => ({
+    kind: 'custom',
+    answer: async (c, res) => {
+      // The expiry job, as of the day after the new reservation's last, runs while the parent works.
+      await expireReservations(t.store, dayOf(NOW) + RESERVATION_DAYS + 1);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ip: c.body!.ip, reservedUntil: RESERVED_UNTIL, response: 'AAAA' }));
+    },
+  });
+  const answer = await assignRequest(service.url, authorization, sealedRequest(ENCLAVE));
+  assert.equal(answer.status, 409, answer.text);
+  assert.equal(errorCode(answer), 'token_spent', 'code');
+  const ip = parent.sealedCalls()[0]!.body!.ip!;
+  assert.deepEqual(await nonceState(t.store, token.nonce), { state: 'spent', ip: null, refusals: 0 }, 'spent by expiry');
+  assert.equal((await ipState(t.store, ip))!.state, 'quarantined', 'the 200 did not reserve the IP again');
+});
+
+test('PostgreSQL: when an instance\'s lease session drops while its parent works and a second instance completes the same token, only the second answers 200', async (tc) => {
+  const skip = await postgresSkipReason();
+  if (skip !== null) return tc.skip(skip);
+  const first = await openTestStore('postgres');
+  const second = await openPostgresStore({ connectionString: POSTGRES_URL, schema: first.schema! });
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    await addRange(first.store, '192.0.2.0/30');
+    const { token } = mintToken(KEY);
+    let atParent!: () => void;
+    const arrived = new Promise<void>((resolve) => (atParent = resolve));
+    let answerNow!: () => void;
+    const answered = new Promise<void>((resolve) => (answerNow = resolve));
+    const router = (slow: boolean): ParentRouter => ({
+      targetsFor: async () => [0],
+      keyUnknown() {},
+      post: async (_targets, _path, body) => {
+        if (slow) {
+          atParent();
+          await answered;
+        }
+        const answer = JSON.stringify({ ip: (JSON.parse(body) as { ip: string }).ip, reservedUntil: RESERVED_UNTIL, response: 'AAAA' });
+        return { kind: 'answered', status: 200, contentType: 'application/json', body: Buffer.from(answer) };
+      },
+    });
+    // assign() reads no issuer key: redeem() did that before it.
+    const tokenKeys = null as unknown as Dip['tokenKeys'];
+    const body = new TextEncoder().encode(JSON.stringify({ request: sealedRequest(ENCLAVE) }));
+    const one = assign({ store: first.store, parents: router(true), tokenKeys, now: () => NOW }, token, body).then(
+      (a) => a.ip,
+      (error: DipError) => error.code,
+    );
+    await arrived;
+    // The lease of exactly this token in this schema: pg_locks shows a bigint key as classid (high) and objid (low).
+    const key = BigInt.asUintN(64, BigInt(advisoryLockKey(first.schema!, token.nonce)));
+    const { rows } = await admin.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1",
+      [String(key >> 32n), String(key & 0xffffffffn)],
+    );
+    assert.equal(rows.length, 1, 'the first instance\'s lease session was ended');
+    const two = await assign({ store: second, parents: router(false), tokenKeys, now: () => NOW }, token, body);
+    answerNow();
+    assert.equal(await one, 'token_spent', 'the attempt that lost its lease does not answer 200');
+    assert.equal((await nonceState(first.store, token.nonce))!.state, 'spent', 'spent once');
+    assert.equal((await ipState(first.store, two.ip))!.state, 'reserved', 'the IP the second attempt answered is reserved');
+  } finally {
+    await admin.end();
+    await second.close();
+    await first.close();
+  }
+});
+
+test(`a parent's reservedUntil is stored only at 00:00 UTC from tomorrow through today + ${MAX_RESERVED_UNTIL_DAYS} days; anything else is a malformed 200 (500 internal) and keeps the token pending`, async () => {
+  // Not at 00:00 itself: "today" is the day the clock is in.
+  clock = NOW + 3600;
+  const wide = await startTestService({ parents: [parent.url], tokenKeys: writeTokenKeys([KEY]), store: t.store, now: () => clock, repollMinMs: 0, args: ['--range', '198.51.100.0/28'] });
+  const cases: Array<[string, number, boolean]> = [
+    ['today 00:00 (tomorrow - 1 day)', NOW, false],
+    ['0', 0, false],
+    ['tomorrow 00:00 - 1 s', NOW + DAY - 1, false],
+    ['tomorrow 00:00', NOW + DAY, true],
+    ['tomorrow 00:00 + 1 s', NOW + DAY + 1, false],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS} days - 1 s`, NOW + MAX_RESERVED_UNTIL_DAYS * DAY - 1, false],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS} days`, NOW + MAX_RESERVED_UNTIL_DAYS * DAY, true],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS + 1} days`, NOW + (MAX_RESERVED_UNTIL_DAYS + 1) * DAY, false],
+  ];
+  try {
+    for (const [what, reservedUntil, accepted] of cases) {
+      const { token, authorization } = mintToken(KEY);
+      parent.script = () => ({ kind: 'ok', reservedUntil });
+      const answer = await assignRequest(wide.url, authorization, sealedRequest(ENCLAVE));
+      const ip = parent.sealedCalls().at(-1)!.body!.ip!;
+      if (accepted) {
+        assert.equal(answer.status, 200, `${what}: ${answer.text}`);
+        assert.equal((await ipState(t.store, ip))!.reserved_until_day, dayOf(reservedUntil), `${what}: stored`);
+      } else {
+        assert.equal(answer.status, 500, `${what}: ${answer.text}`);
+        assert.equal(errorCode(answer), 'internal', what);
+        assert.deepEqual(await nonceState(t.store, token.nonce), { state: 'pending', ip, refusals: 0 }, `${what}: still pending`);
+        assert.deepEqual(await ipState(t.store, ip), { state: 'reserved', reserved_until_day: dayOf(NOW) + RESERVATION_DAYS, quarantine_until_day: null }, `${what}: the service's own reservation stays`);
+      }
+    }
+  } finally {
+    await wide.close();
+  }
 });

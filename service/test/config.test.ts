@@ -52,9 +52,10 @@ test('integer flags at their exact boundaries', () => {
     ['--parent-timeout-ms', 100, 600_000],
     ['--poll-interval-ms', 500, 600_000],
     ['--body-limit', MIN_BODY_LIMIT, 1_048_576],
+    ['--max-connections', 1, 1_000_000],
   ];
   for (const [flag, min, max] of cases) {
-    const key = OPTIONS.find((o) => `--${o.flag}` === flag)!.key as 'quarantineDays' | 'parentTimeoutMs' | 'pollIntervalMs' | 'bodyLimit';
+    const key = OPTIONS.find((o) => `--${o.flag}` === flag)!.key as 'quarantineDays' | 'parentTimeoutMs' | 'pollIntervalMs' | 'bodyLimit' | 'maxConnections';
     assert.equal(parseConfig([...REQUIRED, flag, String(min)], {})![key], min, `${flag} ${min}`);
     assert.equal(parseConfig([...REQUIRED, flag, String(max)], {})![key], max, `${flag} ${max}`);
     for (const bad of [String(min - 1), String(max + 1), '1.5', '07', '', 'x']) {

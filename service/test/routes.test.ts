@@ -4,9 +4,11 @@
 // methods, and the operator routes. One embedded store for the file, emptied before each test.
 
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, afterEach, before, beforeEach, test } from 'node:test';
 import { dayOf } from '../../store/day.js';
 import { openTestStore, type TestStore } from '../../store/test/support.js';
+import { MAX_RESERVED_UNTIL_DAYS } from '../dip.js';
 import { FORGET_AFTER_FAILED_POLLS } from '../parents.js';
 import { runRangesCommand } from '../ranges-cli.js';
 import {
@@ -43,7 +45,7 @@ beforeEach(async () => {
     now: () => clock,
     repollMinMs: 0,
     figuresMaxAgeMs: 0,
-    args: ['--range', '192.0.2.0/30'],
+    args: ['--range', '192.0.2.0/30', '--accelerated-clock'],
   });
 });
 afterEach(async () => {
@@ -68,6 +70,7 @@ async function expireAs(day: number): Promise<Record<string, unknown>> {
 
 test('refresh forwards {ip, request} for a reserved IP, answers as the parent did, and extends the reservation to reservedUntil', async () => {
   const ip = await assigned();
+  clock = NOW + 30 * DAY;
   const later = RESERVED_UNTIL + 30 * DAY;
   parent.script = () => ({ kind: 'ok', reservedUntil: later });
   const request = sealedRequest(ENCLAVE, 0x02);
@@ -76,6 +79,50 @@ test('refresh forwards {ip, request} for a reserved IP, answers as the parent di
   assert.deepEqual({ ip: answer.json!.ip, reservedUntil: answer.json!.reservedUntil }, { ip, reservedUntil: later }, 'as the parent gave it');
   assert.deepEqual(parent.sealedCalls().at(-1), { method: 'POST', path: '/v1/dip/refresh', body: { ip, request } }, 'forwarded');
   assert.equal((await ipState(t.store, ip))!.reserved_until_day, dayOf(later), 'extended');
+});
+
+test(`refresh extends only to a reservedUntil at 00:00 UTC from tomorrow through today + ${MAX_RESERVED_UNTIL_DAYS} days; anything else is 500 internal and extends nothing`, async () => {
+  const ip = await assigned();
+  const today = NOW + 10 * DAY;
+  clock = today + 3600;
+  const cases: Array<[string, number, number | null]> = [
+    ['today 00:00', today, null],
+    ['tomorrow 00:00 - 1 s', today + DAY - 1, null],
+    ['tomorrow 00:00 + 1 s', today + DAY + 1, null],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS} days + 1 s`, today + MAX_RESERVED_UNTIL_DAYS * DAY + 1, null],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS + 1} days`, today + (MAX_RESERVED_UNTIL_DAYS + 1) * DAY, null],
+    // Accepted, and never shortens the reservation.
+    ['tomorrow 00:00', today + DAY, dayOf(RESERVED_UNTIL)],
+    [`today + ${MAX_RESERVED_UNTIL_DAYS} days`, today + MAX_RESERVED_UNTIL_DAYS * DAY, dayOf(today) + MAX_RESERVED_UNTIL_DAYS],
+  ];
+  for (const [what, reservedUntil, storedDay] of cases) {
+    const before = (await ipState(t.store, ip))!.reserved_until_day;
+    parent.script = () => ({ kind: 'ok', reservedUntil });
+    const answer = await refreshRequest(service.url, ip, sealedRequest(ENCLAVE, 0x02));
+    if (storedDay === null) {
+      assert.equal(answer.status, 500, `${what}: ${answer.text}`);
+      assert.equal(errorCode(answer), 'internal', what);
+      assert.equal((await ipState(t.store, ip))!.reserved_until_day, before, `${what}: not extended`);
+    } else {
+      assert.equal(answer.status, 200, `${what}: ${answer.text}`);
+      assert.equal((await ipState(t.store, ip))!.reserved_until_day, storedDay, `${what}: stored`);
+    }
+  }
+});
+
+test('a refresh whose IP was freed while the parent answered is 410 ip_unavailable, not 200, and reserves nothing', async () => {
+  const ip = await assigned();
+  parent.script = () => ({
+    kind: 'custom',
+    answer: async (c, res) => {
+      await t.store.query("UPDATE ip_pool SET state = 'free', reserved_until_day = NULL WHERE ip = $1::inet", [ip]);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ip: c.body!.ip, reservedUntil: RESERVED_UNTIL, response: 'AAAA' }));
+    },
+  });
+  const answer = await refreshRequest(service.url, ip, sealedRequest(ENCLAVE, 0x02));
+  assert.equal(answer.status, 410, answer.text);
+  assert.equal(errorCode(answer), 'ip_unavailable', 'code');
+  assert.equal((await ipState(t.store, ip))!.state, 'free', 'still free');
 });
 
 test('a refresh for an IP with no reservation is 410 ip_unavailable and never reaches the parent; a non-canonical IP is 400', async () => {
@@ -103,7 +150,8 @@ test('an expired reservation frees its IP only after the quarantine; a refreshed
   const expiring = await assigned();
   const refreshed = await assigned();
   const last = dayOf(RESERVED_UNTIL);
-  // The refreshed IP is extended 30 days; the other runs out.
+  // 30 days on, the refreshed IP is extended 30 days; the other runs out.
+  clock = NOW + 30 * DAY;
   parent.script = () => ({ kind: 'ok', reservedUntil: RESERVED_UNTIL + 30 * DAY });
   assert.equal((await refreshRequest(service.url, refreshed, sealedRequest(ENCLAVE, 0x02))).status, 200, 'refreshed');
   clock = (last + 1) * DAY;
@@ -124,18 +172,54 @@ test('an expired reservation frees its IP only after the quarantine; a refreshed
   assert.equal((await ipState(t.store, expiring))!.state, 'reserved', 'the IP refreshed back stays');
 });
 
-test('the expiry job refuses a day before today and a day that is not one; it forgets nonces of retired keys', async () => {
+test('the expiry job refuses a day before today and a day that is not one; which keys are retired follows the real clock, never an accelerated today', async () => {
   clock = NOW + 10 * DAY;
   for (const today of ['2025-12-31', '2026-02-30', '20260101', 5]) {
     const answer = await call(`${service.adminUrl}/admin/expire`, { method: 'POST', headers: json, body: JSON.stringify({ today }) });
     assert.equal(answer.status, 400, String(today));
   }
-  await assigned();
+  const { authorization } = mintToken(KEY);
+  assert.equal((await assignRequest(service.url, authorization, sealedRequest(ENCLAVE))).status, 200, 'assigned');
+  // The key's last second: its tokens still verify, so its spent nonces stay, whatever day the job runs as.
+  clock = KEY.notBefore + 90 * DAY;
+  assert.equal((await expireAs(dayOf(clock) + 400)).forgotten, 0, 'an accelerated today retires no key');
+  assert.equal(errorCode(await assignRequest(service.url, authorization, sealedRequest(ENCLAVE))), 'token_spent', 'the token is still spent');
   clock = KEY.notBefore + 90 * DAY + 1;
   const answer = await call(`${service.adminUrl}/admin/expire`, { method: 'POST' });
   assert.equal(answer.status, 200, 'no body: as of today');
-  assert.equal(answer.json!.forgotten, 0, 'retired only from the day after its last second');
-  assert.equal((await expireAs(dayOf(KEY.notBefore + 90 * DAY) + 1)).forgotten, 1, 'the spent nonce of the retired key');
+  assert.equal(answer.json!.forgotten, 1, 'retired one second after its last: the spent nonce goes');
+});
+
+test('without --accelerated-clock, POST /admin/expire takes only the real today: the day after is 400 bad_request and changes nothing', async () => {
+  const plain = await startTestService({ parents: [parent.url], tokenKeys: writeTokenKeys([KEY]), store: t.store, now: () => clock, figuresMaxAgeMs: 0 });
+  try {
+    const ip = await assigned();
+    clock = RESERVED_UNTIL + 10 * DAY + 3600;
+    const expire = (day: number) => call(`${plain.adminUrl}/admin/expire`, { method: 'POST', headers: json, body: JSON.stringify({ today: new Date(day * DAY * 1000).toISOString().slice(0, 10) }) });
+    const tomorrow = await expire(dayOf(clock) + 1);
+    assert.equal(tomorrow.status, 400, tomorrow.text);
+    assert.equal(errorCode(tomorrow), 'bad_request', 'code');
+    assert.equal((await ipState(t.store, ip))!.state, 'reserved', 'nothing ran');
+    assert.equal((await expire(dayOf(clock) - 1)).status, 400, 'yesterday');
+    const today = await expire(dayOf(clock));
+    assert.equal(today.status, 200, today.text);
+    assert.equal(today.json!.quarantined, 1, 'today runs');
+  } finally {
+    await plain.close();
+  }
+});
+
+test('the admin listener refuses a Host that is not a loopback IP literal with its port (DNS rebinding): 400 bad_request', async () => {
+  const port = Number(new URL(service.adminUrl).port);
+  const refused = ['evil.example', `evil.example:${port}`, `localhost:${port}`, '127.0.0.1', `127.0.0.1:${port + 1}`, `127.0.0.256:${port}`, `[::2]:${port}`, `10.0.0.1:${port}`];
+  for (const host of refused) {
+    const answer = await call(`${service.adminUrl}/admin/pool`, { headers: { host } });
+    assert.equal(answer.status, 400, host);
+    assert.equal(errorCode(answer), 'bad_request', host);
+  }
+  for (const host of [`127.0.0.1:${port}`, `127.1.2.3:${port}`]) {
+    assert.equal((await call(`${service.adminUrl}/admin/pool`, { headers: { host } })).status, 200, host);
+  }
 });
 
 test('backups: put, get, delete round trip; 4096 bytes fit, 4097 are 413, an empty one 400; absent is 404', async () => {
@@ -316,4 +400,32 @@ test('the ranges command adds, lists, drains and removes through the admin route
   const gone = await run('list', '--admin', 'http://127.0.0.1:1');
   assert.equal(gone.code, 1, 'unreachable');
   assert.match(gone.err, /does not answer/, 'says so');
+});
+
+/** Sends `head` and `chunks` on a raw socket; the answer's head once the service closes the connection. */
+function rawExchange(port: number, head: string, chunks: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (data: Buffer) => (got += data.toString('latin1')));
+    socket.on('error', reject);
+    socket.once('close', () => resolve(got.split('\r\n\r\n')[0]!));
+    socket.write(head);
+    for (const chunk of chunks) socket.write(chunk);
+  });
+}
+
+test('a body over the limit is 413 with connection: close, and the service closes the connection (chunked or declared)', async () => {
+  const port = Number(new URL(service.url).port);
+  const piece = 'x'.repeat(8192);
+  const chunked = await rawExchange(
+    port,
+    'POST /v1/dip/refresh HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n',
+    Array.from({ length: 4 }, () => `${piece.length.toString(16)}\r\n${piece}\r\n`),
+  );
+  assert.match(chunked, /^HTTP\/1\.1 413 /, chunked);
+  assert.match(chunked, /\r\nconnection: close(\r\n|$)/i, `chunked: ${chunked}`);
+  const declared = await rawExchange(port, 'POST /v1/dip/refresh HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 16385\r\n\r\n', [piece]);
+  assert.match(declared, /^HTTP\/1\.1 413 /, declared);
+  assert.match(declared, /\r\nconnection: close(\r\n|$)/i, `declared: ${declared}`);
 });
