@@ -1,182 +1,35 @@
-// The service as OS processes (service/main.ts): two processes on one PostgreSQL and one embedded
-// service share out a pool of 100 among 1,000 concurrent assigns exactly; a process SIGKILLed while
-// the parent holds an assign loses nothing after a restart on the same store; a run of every route
-// leaves no token, IP, backup id, blob or sealed request in the output or /metrics; bad settings
-// exit 2 naming the flag, start-up failures exit 1 with their code.
+// The service as an OS process (service/main.ts): a process SIGKILLed while the parent holds an
+// assign loses nothing after a restart on the same store; a run of every route leaves no token,
+// IP, backup id, blob or sealed request in the output or /metrics; bad settings exit 2 naming the
+// flag, start-up failures exit 1 with their code. (Pool sharing: processes-postgres and
+// processes-embedded.)
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { createSchema, openTestStore, postgresSkipReason, POSTGRES_URL } from '../../store/test/support.js';
+import { test } from 'node:test';
+import { createSchema, postgresSkipReason, POSTGRES_URL } from '../../store/test/support.js';
 import { assertNoLeak, type Secret } from '../../test/support/secrets.js';
-import {
-  DAY, assignRequest, call, createIssuerKey, errorCode, keyId, limited, mintToken, refreshRequest, removeTempDirs, sealedRequest,
-  startFakeParent, startTestService, tempDir, writeTokenKeys, type Answer, type FakeParent,
-} from './support.js';
+import { assignRequest, call, errorCode, mintToken, refreshRequest, sealedRequest, tempDir, writeTokenKeys } from './support.js';
+import { MAIN, ENCLAVE, KEY, exitOf, runService, running, useFakeParent } from './processes.js';
 
-const MAIN = fileURLToPath(new URL('../main.ts', import.meta.url));
-const realNow = Math.floor(Date.now() / 1000);
-/** These processes read the real clock: the key began a day ago. */
-const KEY = createIssuerKey(realNow - DAY);
-const ENCLAVE = keyId(1);
-/** A /25 less 28 excluded addresses: a pool of 100. */
-const POOL_OF_100 = ['--range', '203.0.113.0/25', '--exclude', '203.0.113.100/30', '--exclude', '203.0.113.104/29', '--exclude', '203.0.113.112/28'];
-
-let parent: FakeParent;
-before(async () => {
-  // SPEC §4: reservedUntil is a DRT's exp (60 days on) rounded up to 00:00 UTC.
-  parent = await startFakeParent([{ keyId: ENCLAVE, status: 'ok' }], Math.ceil((realNow + 60 * DAY) / DAY) * DAY);
-});
-after(async () => {
-  await parent?.close();
-  removeTempDirs();
-});
-
-interface ServiceProcess {
-  url: string;
-  adminUrl: string | null;
-  output(): string;
-  stop(): Promise<number>;
-  kill(): Promise<void>;
-}
-
-/**
- * Starts service/main.ts; resolves when it listens, or with its exit code and output when it stops
- * first. The parents are read at start-up and for unknown key_ids only: no timer decides a test.
- */
-function runService(args: string[]): Promise<ServiceProcess | { code: number; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--listen', '127.0.0.1:0', '--poll-interval-ms', '600000', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? 1)));
-  return new Promise((resolve) => {
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString('utf8');
-      const match = /"event":"listening","port":(\d+)/.exec(output);
-      if (match !== null) {
-        const admin = /"event":"admin_listening","port":(\d+)/.exec(output);
-        resolve({
-          url: `http://127.0.0.1:${match[1]}`,
-          adminUrl: admin === null ? null : `http://127.0.0.1:${admin[1]}`,
-          output: () => output,
-          stop: () => (child.kill('SIGTERM'), exited),
-          kill: async () => {
-            child.kill('SIGKILL');
-            await exited;
-          },
-        });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    void exited.then((code) => resolve({ code, output }));
-  });
-}
-
-function running(value: ServiceProcess | { code: number; output: string }): ServiceProcess {
-  assert.ok('url' in value, `the service started: ${'output' in value && typeof value.output === 'string' ? value.output : ''}`);
-  return value;
-}
-
-function exitOf(value: ServiceProcess | { code: number; output: string }): { code: number; output: string } {
-  assert.ok(!('url' in value), 'the service must not start');
-  return value as { code: number; output: string };
-}
-
-function assertPoolOf100(answers: Answer[], where: string): void {
-  const ips = answers.filter((a) => a.status === 200).map((a) => a.json!.ip as string);
-  assert.equal(ips.length, 100, `${where}: 100 succeed`);
-  assert.equal(new Set(ips).size, 100, `${where}: 100 distinct IPs`);
-  assert.ok(ips.every((ip) => /^203\.0\.113\.\d+$/.test(ip) && Number(ip.split('.')[3]) < 100), `${where}: none excluded`);
-  assert.equal(answers.filter((a) => errorCode(a) === 'pool_exhausted').length, 900, `${where}: 900 pool_exhausted`);
-}
-
-test('two service processes on one PostgreSQL: 1,000 concurrent assigns with 1,000 tokens against a pool of 100 give 100 distinct IPs and 900 pool_exhausted', async (t) => {
-  const skip = await postgresSkipReason();
-  if (skip !== null) return t.skip(skip);
-  const { schema, drop } = await createSchema();
-  const tokenKeys = writeTokenKeys([KEY]);
-  const args = ['--parent', parent.url, '--token-keys', tokenKeys, '--database-url', POSTGRES_URL, '--database-schema', schema, ...POOL_OF_100];
-  // Both start at once with the same --range: one adds it, the other finds it there.
-  const [a, b] = (await Promise.all([runService(args), runService(args)])).map(running) as [ServiceProcess, ServiceProcess];
-  try {
-    const tokens = Array.from({ length: 1000 }, () => mintToken(KEY).authorization);
-    const answers = await limited(tokens.map((authorization, i) => () => assignRequest((i % 2 === 0 ? a : b).url, authorization, sealedRequest(ENCLAVE))), 50);
-    assertPoolOf100(answers, 'two processes');
-  } finally {
-    assert.equal(await a.stop(), 0, 'a stops cleanly');
-    assert.equal(await b.stop(), 0, 'b stops cleanly');
-    await drop();
-  }
-});
-
-test('two service processes on one PostgreSQL: 50 concurrent redemptions of one token, split between them, give one 200 and 49 token_spent', async (t) => {
-  const skip = await postgresSkipReason();
-  if (skip !== null) return t.skip(skip);
-  const { schema, drop } = await createSchema();
-  const args = ['--parent', parent.url, '--token-keys', writeTokenKeys([KEY]), '--database-url', POSTGRES_URL, '--database-schema', schema, '--range', '192.0.2.0/28'];
-  const [a, b] = (await Promise.all([runService(args), runService(args)])).map(running) as [ServiceProcess, ServiceProcess];
-  const before = parent.sealedCalls().length;
-  let spent = 0;
-  let releaseParent!: () => void;
-  const allRefused = new Promise<void>((resolve) => (releaseParent = resolve));
-  // The one attempt waits at the parent until the 49 others are answered: the lease decides, not timing.
-  parent.script = () => ({
-    kind: 'custom',
-    answer: async (c, res) => {
-      await allRefused;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ip: c.body!.ip, reservedUntil: Math.ceil((realNow + 60 * DAY) / DAY) * DAY, response: 'AAAA' }));
-    },
-  });
-  try {
-    const { authorization } = mintToken(KEY);
-    const answers = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        assignRequest((i % 2 === 0 ? a : b).url, authorization, sealedRequest(ENCLAVE)).then((answer) => {
-          if (errorCode(answer) === 'token_spent' && ++spent === 49) releaseParent();
-          return answer;
-        }),
-      ),
-    );
-    assert.equal(answers.filter((x) => x.status === 200).length, 1, 'one success');
-    assert.equal(answers.filter((x) => errorCode(x) === 'token_spent').length, 49, '49 token_spent');
-    assert.equal(parent.sealedCalls().length - before, 1, 'one attempt reached the parent');
-  } finally {
-    parent.script = () => ({ kind: 'ok' });
-    assert.equal(await a.stop(), 0, 'a stops cleanly');
-    assert.equal(await b.stop(), 0, 'b stops cleanly');
-    await drop();
-  }
-});
-
-test('the embedded engine in one process: 1,000 concurrent assigns against a pool of 100 give 100 distinct IPs and 900 pool_exhausted', async () => {
-  const store = await openTestStore('embedded');
-  const service = await startTestService({ parents: [parent.url], tokenKeys: writeTokenKeys([KEY]), store: store.store, args: POOL_OF_100 });
-  try {
-    const tokens = Array.from({ length: 1000 }, () => mintToken(KEY).authorization);
-    assertPoolOf100(await limited(tokens.map((authorization) => () => assignRequest(service.url, authorization, sealedRequest(ENCLAVE))), 50), 'embedded');
-  } finally {
-    await service.close();
-    await store.close();
-  }
-});
+const fakeParent = useFakeParent();
 
 const embeddedDir = join(tempDir(), 'service-db');
 
 test('a service SIGKILLed while the parent holds an assign: after a restart the IP is still reserved, no other token gets it, and the first token\'s retry does', async () => {
   const tokenKeys = writeTokenKeys([KEY]);
-  const args = ['--parent', parent.url, '--token-keys', tokenKeys, '--store', embeddedDir, '--range', '192.0.2.0/31'];
+  const args = ['--parent', fakeParent().url, '--token-keys', tokenKeys, '--store', embeddedDir, '--range', '192.0.2.0/31'];
   const first = running(await runService(args));
   let arrived!: (ip: string) => void;
   const atParent = new Promise<string>((resolve) => (arrived = resolve));
-  parent.script = (c) => ({ kind: 'custom', answer: () => arrived(c.body!.ip!) });
+  fakeParent().script = (c) => ({ kind: 'custom', answer: () => arrived(c.body!.ip!) });
   const holder = mintToken(KEY).authorization;
   const lost = assignRequest(first.url, holder, sealedRequest(ENCLAVE)).catch(() => null);
   const held = await atParent;
   await first.kill();
   assert.equal(await lost, null, 'the client lost its answer');
-  parent.script = () => ({ kind: 'ok' });
+  fakeParent().script = () => ({ kind: 'ok' });
   const second = running(await runService(args));
   try {
     const other = await assignRequest(second.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE));
@@ -193,7 +46,7 @@ test('a service SIGKILLed while the parent holds an assign: after a restart the 
 
 test('privacy: a run of every route with real tokens, IPs and backup ids leaves none of them in the output or /metrics', async () => {
   const tokenKeys = writeTokenKeys([KEY]);
-  const service = running(await runService(['--parent', parent.url, '--token-keys', tokenKeys, '--store', embeddedDir, '--range', '198.51.100.0/30', '--admin-listen', '127.0.0.1:0']));
+  const service = running(await runService(['--parent', fakeParent().url, '--token-keys', tokenKeys, '--store', embeddedDir, '--range', '198.51.100.0/30', '--admin-listen', '127.0.0.1:0']));
   const secrets: Secret[] = [];
   let metrics = '';
   let rangesOutput = '';
@@ -249,17 +102,17 @@ test('privacy: a run of every route with real tokens, IPs and backup ids leaves 
 test('bad settings exit 2 naming the flag; a missing token-keys file or an overlapping range exit 1 with their code', async (t) => {
   const tokenKeys = writeTokenKeys([KEY]);
   const cases: Array<[string[], RegExp]> = [
-    [['--parent', parent.url, '--token-keys', tokenKeys, '--admin-listen', '0.0.0.0:8091'], /--admin-listen must be a loopback address/],
-    [['--parent', parent.url, '--token-keys', tokenKeys, '--quarantine-days', '366'], /--quarantine-days must be a whole number from 0 to 365/],
+    [['--parent', fakeParent().url, '--token-keys', tokenKeys, '--admin-listen', '0.0.0.0:8091'], /--admin-listen must be a loopback address/],
+    [['--parent', fakeParent().url, '--token-keys', tokenKeys, '--quarantine-days', '366'], /--quarantine-days must be a whole number from 0 to 365/],
     [['--token-keys', tokenKeys], /--parent is required/],
-    [['--parent', parent.url, '--token-keys', tokenKeys, '--range', '192.0.2.1/24'], /--range must be a CIDR block/],
+    [['--parent', fakeParent().url, '--token-keys', tokenKeys, '--range', '192.0.2.1/24'], /--range must be a CIDR block/],
   ];
   for (const [args, message] of cases) {
     const exited = exitOf(await runService(args));
     assert.equal(exited.code, 2, args.join(' '));
     assert.match(exited.output, message, args.join(' '));
   }
-  const missing = exitOf(await runService(['--parent', parent.url, '--token-keys', join(tempDir(), 'none.json'), '--store', join(tempDir(), 'db')]));
+  const missing = exitOf(await runService(['--parent', fakeParent().url, '--token-keys', join(tempDir(), 'none.json'), '--store', join(tempDir(), 'db')]));
   assert.equal(missing.code, 1, 'no token-keys file');
   assert.match(missing.output, /"event":"startup_failed","code":"token_keys_unreadable"/, 'coded');
   const skip = await postgresSkipReason();
@@ -267,12 +120,12 @@ test('bad settings exit 2 naming the flag; a missing token-keys file or an overl
   const { schema, drop } = await createSchema();
   try {
     const db = ['--database-url', POSTGRES_URL, '--database-schema', schema];
-    const first = running(await runService(['--parent', parent.url, '--token-keys', tokenKeys, ...db, '--range', '192.0.2.0/24']));
+    const first = running(await runService(['--parent', fakeParent().url, '--token-keys', tokenKeys, ...db, '--range', '192.0.2.0/24']));
     assert.equal(await first.stop(), 0, 'the first start adds the range');
-    const same = running(await runService(['--parent', parent.url, '--token-keys', tokenKeys, ...db, '--range', '192.0.2.0/24']));
+    const same = running(await runService(['--parent', fakeParent().url, '--token-keys', tokenKeys, ...db, '--range', '192.0.2.0/24']));
     assert.match(same.output(), /"event":"ranges_ensured","given":1,"added":0,"addresses":0/, 'the same range again is left as it is');
     assert.equal(await same.stop(), 0, 'stopped');
-    const overlapping = exitOf(await runService(['--parent', parent.url, '--token-keys', tokenKeys, ...db, '--range', '192.0.2.0/25']));
+    const overlapping = exitOf(await runService(['--parent', fakeParent().url, '--token-keys', tokenKeys, ...db, '--range', '192.0.2.0/25']));
     assert.equal(overlapping.code, 1, 'an overlapping range');
     assert.match(overlapping.output, /"event":"startup_failed","code":"range_overlaps"/, 'coded');
   } finally {
