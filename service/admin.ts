@@ -1,6 +1,8 @@
 // The operator's routes (docs/service.md "Operating the pool"), on their own loopback listener
-// (--admin-listen): pool figures and ranges, adding, draining and removing ranges while the
-// service serves, and running the expiry job (as of a later day only with --accelerated-clock).
+// (--admin-listen): readiness with the pool figures and the Prometheus metrics (kept off the app
+// listener: polled there they would time redemptions more finely than SPEC §10's day), pool
+// figures and ranges, adding, draining and removing ranges while the service serves, and running
+// the expiry job (as of a later day only with --accelerated-clock).
 // Only a Host of a loopback IP literal with this listener's port is served (DNS rebinding).
 // Counts and ranges only: no route here answers with an address in use or anything about a token.
 
@@ -12,12 +14,18 @@ import { addRange, drainRange, listRanges, removeRange } from '../store/ip-range
 import type { Store } from '../store/store.js';
 import { parseCidr } from './cidr.js';
 import { parseDay, type ExpiryJob } from './expiry.js';
+import { readiness, type FiguresCache } from './figures.js';
 import type { AdminRouteLabel, Logger } from './log.js';
+import type { ServiceMetrics } from './metrics.js';
 
 export interface AdminServerOptions {
   store: Store;
   expiry: ExpiryJob;
   logger: Logger;
+  figures: FiguresCache;
+  metrics: ServiceMetrics;
+  /** Parents that reach a ready enclave. */
+  parentsReady(): number;
   /** Called after a range changed, so cached figures are read again. */
   poolChanged(): void;
 }
@@ -57,7 +65,9 @@ class AdminError extends Error {
 
 interface Reply {
   status: number;
+  /** Sent as JSON, or as it is when `type` is given (the Prometheus text). */
   body: unknown;
+  type?: string;
   headers?: Record<string, string>;
 }
 
@@ -67,6 +77,8 @@ function errorReply(code: AdminErrorCode, headers?: Record<string, string>): Rep
 }
 
 const ROUTES: ReadonlyMap<string, { route: Exclude<AdminRouteLabel, 'unmatched'>; methods: readonly string[] }> = new Map([
+  ['/readyz', { route: '/readyz', methods: ['GET'] }],
+  ['/metrics', { route: '/metrics', methods: ['GET'] }],
   ['/admin/pool', { route: '/admin/pool', methods: ['GET'] }],
   ['/admin/ranges', { route: '/admin/ranges', methods: ['POST', 'DELETE'] }],
   ['/admin/ranges/drain', { route: '/admin/ranges/drain', methods: ['POST'] }],
@@ -110,10 +122,14 @@ function isLoopbackAuthority(host: string | undefined, port: number | undefined)
 }
 
 export function createAdminServer(options: AdminServerOptions): Server {
-  const { store, expiry, logger } = options;
+  const { store, expiry, logger, figures, metrics } = options;
 
   async function dispatch(req: IncomingMessage, route: Exclude<AdminRouteLabel, 'unmatched'>): Promise<Reply> {
     switch (route) {
+      case '/readyz':
+        return await readiness(figures, () => options.parentsReady());
+      case '/metrics':
+        return { status: 200, type: metrics.registry.contentType, body: await metrics.render() };
       case '/admin/pool':
         return { status: 200, body: { pool: await poolFigures(store), ranges: await listRanges(store) } };
       case '/admin/ranges': {
@@ -173,8 +189,8 @@ export function createAdminServer(options: AdminServerOptions): Server {
       const code: AdminErrorCode = error instanceof AdminError ? error.code : error instanceof StoreError && error.code.startsWith('range_') ? error.code : 'internal';
       reply = errorReply(code, code === 'payload_too_large' || code === 'unsupported_media_type' ? { connection: 'close' } : undefined);
     }
-    const body = Buffer.from(JSON.stringify(reply.body));
-    res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': body.length, 'cache-control': 'no-store', ...reply.headers });
+    const body = Buffer.from(reply.type === undefined ? JSON.stringify(reply.body) : String(reply.body));
+    res.writeHead(reply.status, { 'content-type': reply.type ?? 'application/json', 'content-length': body.length, 'cache-control': 'no-store', ...reply.headers });
     res.end(body);
     logger.request(req.method, spec?.route ?? 'unmatched', reply.status, performance.now() - started);
   }

@@ -65,7 +65,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'pollIntervalMs', flag: 'poll-interval-ms', kind: 'int', default: '5000', min: 500, max: 600_000, help: 'how often every parent\'s GET /v1/enclaves is read, in ms (also at once, at most once a second, for an unknown key_id)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'int', default: '16384', min: MIN_BODY_LIMIT, max: 1_048_576, help: 'largest assign or refresh body in bytes; larger is 413 before it is read' },
   { key: 'maxConnections', flag: 'max-connections', kind: 'int', default: '4096', min: 1, max: 1_000_000, help: 'most app connections open at once; more are closed on arrival' },
-  { key: 'adminListen', flag: 'admin-listen', kind: 'address', default: null, help: 'loopback HOST:PORT for the operator routes (/admin/…; off unless given)' },
+  { key: 'adminListen', flag: 'admin-listen', kind: 'address', default: null, help: 'loopback HOST:PORT for the operator routes (/admin/…), /readyz with pool figures and /metrics; off unless given' },
   { key: 'acceleratedClock', flag: 'accelerated-clock', kind: 'flag', default: 'false', help: 'let POST /admin/expire run as of a later day (development and demos only: it ends reservations and quarantines early)' },
 ];
 

@@ -1,5 +1,7 @@
-// Pool figures for /readyz and the pool gauges (SPEC §11), read at most once per maxAgeMs so that
-// a health probe or a scrape never scans the pool on every call. Concurrent readers share one query.
+// Pool figures for the readiness routes and the pool gauges (SPEC §11), read at most once per
+// maxAgeMs so that a health probe or a scrape never scans the pool on every call. Concurrent readers
+// share one query. Only the admin listener shows the figures: polled from the app listener they
+// would time redemptions more finely than SPEC §10's day.
 
 import { poolFigures, type PoolFigures } from '../store/ip-pool.js';
 import type { Queryable } from '../store/store.js';
@@ -31,4 +33,21 @@ export function createFiguresCache(store: Queryable, maxAgeMs: number, clock: ()
       cached = null;
     },
   };
+}
+
+export type Readiness =
+  | { status: 200; body: { status: 'ok'; pool: PoolFigures } }
+  | { status: 503; body: { status: 'unavailable'; store: 'ok' | 'down'; parents_ready: number } };
+
+/** Ready when the store answers and a parent reaches a ready enclave; the figures come with it. */
+export async function readiness(figures: FiguresCache, parentsReady: () => number): Promise<Readiness> {
+  let pool: PoolFigures;
+  try {
+    pool = await figures.get();
+  } catch {
+    return { status: 503, body: { status: 'unavailable', store: 'down', parents_ready: parentsReady() } };
+  }
+  const ready = parentsReady();
+  if (ready === 0) return { status: 503, body: { status: 'unavailable', store: 'ok', parents_ready: 0 } };
+  return { status: 200, body: { status: 'ok', pool } };
 }

@@ -13,10 +13,9 @@ export type RouteLabel =
   | '/v1/backup/:id'
   | '/healthz'
   | '/readyz'
-  | '/metrics'
   | 'unmatched';
 
-export type AdminRouteLabel = '/admin/pool' | '/admin/ranges' | '/admin/ranges/drain' | '/admin/expire' | 'unmatched';
+export type AdminRouteLabel = '/readyz' | '/metrics' | '/admin/pool' | '/admin/ranges' | '/admin/ranges/drain' | '/admin/expire' | 'unmatched';
 
 export interface EventFields {
   listening: { port: number };

@@ -46,7 +46,7 @@ export interface ServiceOptions {
   /** An unknown key_id asks the parents again at most this often (default 1 s). */
   repollMinMs?: number;
   expiryIntervalMs?: number;
-  /** How long pool figures are cached for /readyz and /metrics (default 5 s). */
+  /** How long pool figures are cached for the readiness routes and /metrics (default 5 s). */
   figuresMaxAgeMs?: number;
 }
 
@@ -171,7 +171,7 @@ export async function startService(config: ServiceConfig, logger: Logger, option
     cleanups.push(() => closeServer(server, config.parentTimeoutMs + 1000));
     let adminPort: number | null = null;
     if (config.adminListen !== null) {
-      const admin = createAdminServer({ store, expiry, logger, poolChanged: () => figures.invalidate() });
+      const admin = createAdminServer({ store, expiry, logger, figures, metrics, parentsReady: () => parents.readyCount(), poolChanged: () => figures.invalidate() });
       adminPort = await listen(admin, config.adminListen);
       cleanups.push(() => closeServer(admin, 0));
       logger.event('admin_listening', { port: adminPort });

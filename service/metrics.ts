@@ -1,6 +1,6 @@
-// Prometheus metrics of the DIP service (GET /metrics, SPEC §11). Labels come from closed sets —
-// route templates, methods, status codes, pool states, SPEC §6 codes, outcome words — never from
-// request data: no IP, token, backup id or range ever becomes a label.
+// Prometheus metrics of the DIP service (SPEC §11), served by GET /metrics on the admin listener
+// only. Labels come from closed sets — route templates, methods, status codes, pool states, SPEC §6
+// codes, outcome words — never from request data: no IP, token, backup id or range becomes a label.
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { methodLabel } from '../common/http-log.js';

@@ -1,7 +1,8 @@
 // The DIP service's HTTP API for apps (SPEC §11, errors as §6): exactly its routes, HTTP ⇄ dip.ts
 // and nothing else. Anything else is 404, another method 405 with `Allow` (HEAD included, like the
 // parent); a query string is accepted only on /v1/attestation and must be exactly `nonce=`.
-// Logs and metrics name the route template, never a backup id, an IP or a token.
+// Logs and metrics name the route template, never a backup id, an IP or a token. /readyz here is a
+// status only, and /metrics is 404: both with figures are on the admin listener (admin.ts).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { BodyError, isJsonContentType, mediaTypeOf, readBody } from '../common/http-body.js';
@@ -10,7 +11,7 @@ import { DipError, ERROR_MESSAGES, httpStatusOf, toDipError, type ErrorCode } fr
 import { MAX_NONCE_BYTES, MIN_NONCE_BYTES } from '../protocol/limits.js';
 import { MAX_BACKUP_BYTES } from '../store/backup.js';
 import { assign, backupId, errorCodeOf, fetchBackup, redeem, refresh, removeBackup, storeBackup, type Dip } from './dip.js';
-import type { FiguresCache } from './figures.js';
+import { readiness, type FiguresCache } from './figures.js';
 import type { Logger, RouteLabel } from './log.js';
 import type { ServiceMetrics } from './metrics.js';
 import type { Upstream } from './parents.js';
@@ -54,7 +55,6 @@ export const ROUTES: ReadonlyMap<string, { route: Route; methods: readonly strin
   ['/v1/dip/refresh', { route: '/v1/dip/refresh', methods: ['POST'] }],
   ['/healthz', { route: '/healthz', methods: ['GET'] }],
   ['/readyz', { route: '/readyz', methods: ['GET'] }],
-  ['/metrics', { route: '/metrics', methods: ['GET'] }],
 ] as const);
 
 const BACKUP_PREFIX = '/v1/backup/';
@@ -139,18 +139,10 @@ export function createServiceServer(options: ServiceServerOptions): Server {
       case '/healthz':
         return json(200, { status: 'ok' });
       case '/readyz': {
-        let pool;
-        try {
-          pool = await figures.get();
-        } catch {
-          return json(503, { status: 'unavailable', store: 'down', parents_ready: parents.readyCount() });
-        }
-        const ready = parents.readyCount();
-        if (ready === 0) return json(503, { status: 'unavailable', store: 'ok', parents_ready: 0 });
-        return json(200, { status: 'ok', pool });
+        // Status only: pool figures polled by anyone would time redemptions (SPEC §10).
+        const ready = await readiness(figures, () => parents.readyCount());
+        return json(ready.status, ready.status === 200 ? { status: 'ok' } : ready.body);
       }
-      case '/metrics':
-        return { status: 200, type: metrics.registry.contentType, body: Buffer.from(await metrics.render()) };
     }
   }
 

@@ -1,7 +1,7 @@
 // The service as an OS process (service/main.ts): a process SIGKILLed while the parent holds an
 // assign loses nothing after a restart on the same store; a run of every route leaves no token,
-// IP, backup id, blob or sealed request in the output or /metrics; bad settings exit 2 naming the
-// flag, start-up failures exit 1 with their code. (Pool sharing: processes-postgres and
+// IP, backup id, blob or sealed request in the output or the admin /metrics; bad settings exit 2
+// naming the flag, start-up failures exit 1 with their code. (Pool sharing: processes-postgres and
 // processes-embedded.)
 
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ test('a service SIGKILLed while the parent holds an assign: after a restart the 
   }
 });
 
-test('privacy: a run of every route with real tokens, IPs and backup ids leaves none of them in the output or /metrics', async () => {
+test('privacy: a run of every route with real tokens, IPs and backup ids leaves none of them in the output, the admin /metrics or /readyz', async () => {
   const tokenKeys = writeTokenKeys([KEY]);
   const service = running(await runService(['--parent', fakeParent().url, '--token-keys', tokenKeys, '--store', embeddedDir, '--range', '198.51.100.0/30', '--admin-listen', '127.0.0.1:0']));
   const secrets: Secret[] = [];
@@ -82,7 +82,12 @@ test('privacy: a run of every route with real tokens, IPs and backup ids leaves 
     assert.equal((await call(`${service.url}/v1/${ip}`)).status, 404, 'an IP in an unknown path');
     assert.equal((await call(`${service.adminUrl}/admin/pool`)).status, 200, 'admin pool');
     assert.equal((await call(`${service.adminUrl}/admin/expire`, { method: 'POST' })).status, 200, 'admin expire');
-    metrics = (await call(`${service.url}/metrics`)).text;
+    assert.equal((await call(`${service.url}/metrics`)).status, 404, 'no /metrics on the app listener');
+    const ready = await call(`${service.adminUrl}/readyz`);
+    assert.equal(ready.status, 200, 'admin readyz');
+    const scraped = await call(`${service.adminUrl}/metrics`);
+    assert.equal(scraped.status, 200, 'admin metrics');
+    metrics = `${scraped.text}\n${ready.text}`;
     rangesOutput = await new Promise<string>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'ranges', 'list', '--admin', service.adminUrl!], { stdio: ['ignore', 'pipe', 'inherit'] });
       let text = '';
@@ -96,7 +101,7 @@ test('privacy: a run of every route with real tokens, IPs and backup ids leaves 
   assert.match(service.output(), /"route":"\/v1\/backup\/:id"/, 'the backup route is logged as its template');
   assert.doesNotMatch(service.output(), /"time"|\d{4}-\d{2}-\d{2}T\d{2}:/, 'no line carries a time');
   assertNoLeak(service.output(), secrets, 'the service output');
-  assertNoLeak(metrics, secrets, '/metrics');
+  assertNoLeak(metrics, secrets, 'the admin /metrics and /readyz');
 });
 
 test('bad settings exit 2 naming the flag; a missing token-keys file or an overlapping range exit 1 with their code', async (t) => {

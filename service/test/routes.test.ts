@@ -1,7 +1,8 @@
 // SPEC §11 beyond assign, over real HTTP: refresh (only reserved or quarantined IPs reach the parent;
 // a 200 extends), expiry through quarantine with an accelerated clock, backups at their limits,
-// routing among two parents and failover of attestation, health, metrics, unknown routes and
-// methods, and the operator routes. One embedded store for the file, emptied before each test.
+// routing among two parents and failover of attestation, health, unknown routes (/metrics among
+// them) and methods, and the admin listener: /readyz with the pool figures, /metrics and the
+// operator routes. One embedded store for the file, emptied before each test.
 
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -9,6 +10,7 @@ import { after, afterEach, before, beforeEach, test } from 'node:test';
 import { dayOf } from '../../store/day.js';
 import { openTestStore, type TestStore } from '../../store/test/support.js';
 import { MAX_RESERVED_UNTIL_DAYS } from '../dip.js';
+import { createFiguresCache, readiness } from '../figures.js';
 import { FORGET_AFTER_FAILED_POLLS } from '../parents.js';
 import { runRangesCommand } from '../ranges-cli.js';
 import {
@@ -312,18 +314,24 @@ test('a parent whose enclaves are all locked gets no attestation; with none read
   await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(keyId(7))); // an unknown key_id makes the service look again
   const nonce = Buffer.alloc(16, 3).toString('base64url');
   assert.equal(errorCode(await call(`${service.url}/v1/attestation?nonce=${nonce}`)), 'enclave_unavailable', 'no ready enclave');
-  const ready = await call(`${service.url}/readyz`);
-  assert.equal(ready.status, 503, 'not ready');
-  assert.deepEqual(ready.json, { status: 'unavailable', store: 'ok', parents_ready: 0 }, 'why');
+  for (const url of [service.url, service.adminUrl]) {
+    const ready = await call(`${url}/readyz`);
+    assert.equal(ready.status, 503, `${url}: not ready`);
+    assert.deepEqual(ready.json, { status: 'unavailable', store: 'ok', parents_ready: 0 }, `${url}: why`);
+  }
   assert.equal(parent.calls.filter((c) => c.path.startsWith('/v1/attestation')).length, 0, 'no attestation sent to a locked parent');
 });
 
-test('healthz, readyz with pool figures, 404 for other paths, 405 with Allow, 400 for a query elsewhere or a bad nonce', async () => {
+test('healthz, readyz as a status only, 404 for /metrics and other paths, 405 with Allow, 400 for a query elsewhere or a bad nonce', async () => {
   assert.deepEqual((await call(`${service.url}/healthz`)).json, { status: 'ok' }, 'healthz');
   await assigned();
+  // SPEC §10: pool figures or assign counters polled by anyone would time redemptions finer than a day.
   const ready = await call(`${service.url}/readyz`);
   assert.equal(ready.status, 200, 'ready');
-  assert.deepEqual(ready.json, { status: 'ok', pool: { free: 3, reserved: 1, quarantined: 0, draining: 0 } }, 'figures');
+  assert.equal(ready.text, '{"status":"ok"}', 'no pool figures on the app listener');
+  const metrics = await call(`${service.url}/metrics`);
+  assert.deepEqual([metrics.status, errorCode(metrics)], [404, 'not_found'], 'no /metrics on the app listener');
+  assert.doesNotMatch(metrics.text, /dip_service_/, 'no figure in the 404');
   assert.equal(errorCode(await call(`${service.url}/v1/nothing`)), 'not_found', '404');
   const head = await call(`${service.url}/v1/dip/assign`, { method: 'GET' });
   assert.equal(head.status, 405, 'GET on assign');
@@ -335,12 +343,35 @@ test('healthz, readyz with pool figures, 404 for other paths, 405 with Allow, 40
   assert.equal((await call(`${service.url}/v1/attestation?nonce=${Buffer.alloc(64).toString('base64url')}`)).status, 200, '64 bytes');
 });
 
-test('/metrics counts requests by route template, assigns by outcome, parent errors by code, and the pool by state', async () => {
+test('the admin listener serves /readyz with the pool figures, behind its Host check', async () => {
+  await assigned();
+  const ready = await call(`${service.adminUrl}/readyz`);
+  assert.equal(ready.status, 200, 'ready');
+  assert.deepEqual(ready.json, { status: 'ok', pool: { free: 3, reserved: 1, quarantined: 0, draining: 0 } }, 'figures');
+  assert.equal(ready.headers.get('cache-control'), 'no-store', 'not cached');
+  for (const path of ['/readyz', '/metrics']) {
+    assert.equal(errorCode(await call(`${service.adminUrl}${path}`, { headers: { host: 'evil.example' } })), 'bad_request', `${path}: a foreign Host`);
+    const post = await call(`${service.adminUrl}${path}`, { method: 'POST' });
+    assert.deepEqual([post.status, post.headers.get('allow')], [405, 'GET'], `${path}: GET only`);
+  }
+});
+
+test('readiness with a store that does not answer is 503 store down, with the count of ready parents', async () => {
+  const down = createFiguresCache({ query: () => Promise.reject(new Error('connection refused')) }, 0);
+  assert.deepEqual(await readiness(down, () => 2), { status: 503, body: { status: 'unavailable', store: 'down', parents_ready: 2 } }, 'why');
+});
+
+test('the admin /metrics counts app requests by route template, assigns by outcome, parent errors by code, and the pool by state', async () => {
   await assigned();
   parent.script = () => ({ kind: 'error', code: 'srt_invalid' });
   await assignRequest(service.url, mintToken(KEY).authorization, sealedRequest(ENCLAVE));
   await call(`${service.url}/v1/backup/${Buffer.alloc(32, 9).toString('base64url')}`);
-  const text = (await call(`${service.url}/metrics`)).text;
+  await call(`${service.url}/metrics`);
+  const answer = await call(`${service.adminUrl}/metrics`);
+  assert.equal(answer.status, 200, answer.text);
+  assert.match(answer.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/, 'Prometheus text');
+  const text = answer.text;
+  assert.match(text, /dip_service_http_requests_total\{route="unmatched",method="GET",status="404"\} 1/, 'the app listener\'s /metrics is an unmatched 404');
   assert.match(text, /dip_service_http_requests_total\{route="\/v1\/dip\/assign",method="POST",status="200"\} 1/, 'requests');
   assert.match(text, /dip_service_http_requests_total\{route="\/v1\/backup\/:id",method="GET",status="404"\} 1/, 'the backup route template');
   assert.match(text, /dip_service_assign_outcomes_total\{outcome="assigned"\} 1/, 'assigned');
