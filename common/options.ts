@@ -67,6 +67,18 @@ export function readOptionTexts<O extends OptionFlag>(
   return new Map([...values].filter(([, texts]) => texts.length > 0).map(([option, texts]) => [option, texts[texts.length - 1]!]));
 }
 
+/** A path option's text: anything but empty. */
+export function parsePath(text: string, name: string): string {
+  if (text.length === 0) throw new ConfigError(`${name} needs a path`);
+  return text;
+}
+
+/** A free-text option (an issuer name, a connection string): 1–2048 printable ASCII characters, no spaces. */
+export function parsePrintableText(text: string, name: string): string {
+  if (!/^[\x21-\x7e]{1,2048}$/.test(text)) throw new ConfigError(`${name} must be printable ASCII without spaces`);
+  return text;
+}
+
 /** A boolean option's text: 1/true/yes or 0/false/no/empty, case-insensitive. */
 export function parseFlag(text: string, name: string): boolean {
   if (/^(1|true|yes)$/i.test(text)) return true;

@@ -3,7 +3,7 @@
 // issuer are required; with --dev they default to files in the state directory (SPEC §8).
 
 import { join } from 'node:path';
-import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionTexts } from '../common/options.js';
+import { ConfigError, isLoopbackHost, parseFlag, parseListen, parsePath, parsePrintableText, readOptionTexts } from '../common/options.js';
 
 export { ConfigError } from '../common/options.js';
 
@@ -68,11 +68,9 @@ function convert(option: OptionSpec, text: string): unknown {
     case 'address':
       return parseListen(text, name);
     case 'path':
-      if (text.length === 0) throw new ConfigError(`${name} needs a path`);
-      return text;
+      return parsePath(text, name);
     case 'text':
-      if (!/^[\x21-\x7e]{1,2048}$/.test(text)) throw new ConfigError(`${name} must be printable ASCII without spaces`);
-      return text;
+      return parsePrintableText(text, name);
     case 'route':
       if (!/^\/[A-Za-z0-9._~/-]{0,255}$/.test(text) || text.startsWith('/.well-known/')) throw new ConfigError(`${name} must be a path such as /token-request`);
       return text;

@@ -14,6 +14,7 @@ import { KeyFileError, loadKeyFile, loadOrCreateDevKeyFile } from './key-file.js
 import { createLogger, type Logger } from './log.js';
 import { createIssuerServer } from './server.js';
 import { activeKeys, encodeTokenKeysFile, pinnedKeys, type IssuerKey } from './token-keys.js';
+import { closeOnSignals } from '../common/process.js';
 
 /** Why the issuer refuses to start; each prints a fixed sentence and exits 1. */
 export class StartupError extends Error {
@@ -120,12 +121,7 @@ async function main(): Promise<void> {
   const logger = createLogger();
   const starting = startIssuer(config, logger);
   // Installed before "listening" is logged: a supervisor may stop us as soon as it reads it.
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      logger.event('stopping', { signal });
-      void starting.then((running) => running.close()).then(() => process.exit(0), () => process.exit(1));
-    });
-  }
+  closeOnSignals(starting, (signal) => logger.event('stopping', { signal }));
   try {
     await starting;
   } catch (error) {

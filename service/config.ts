@@ -2,7 +2,7 @@
 // DIP_SERVICE_* environment variable; a flag wins. Repeatable flags (--parent, --range, --exclude)
 // are comma-separated lists in the environment. A bad value is a ConfigError naming its flag.
 
-import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionValues } from '../common/options.js';
+import { ConfigError, isLoopbackHost, parseFlag, parseListen, parsePath, parsePrintableText, readOptionValues } from '../common/options.js';
 import { MAX_RANGE_ADDRESSES } from '../store/ip-range.js';
 import { parseCidr } from './cidr.js';
 
@@ -92,11 +92,9 @@ function convert(option: OptionSpec, text: string): unknown {
     case 'address':
       return parseListen(text, name);
     case 'path':
-      if (text.length === 0) throw new ConfigError(`${name} needs a path`);
-      return text;
+      return parsePath(text, name);
     case 'text':
-      if (!/^[\x21-\x7e]{1,2048}$/.test(text)) throw new ConfigError(`${name} must be printable ASCII without spaces`);
-      return text;
+      return parsePrintableText(text, name);
     case 'url':
       return parseParentUrl(text, name);
     case 'cidr': {

@@ -22,6 +22,7 @@ import { ParentDirectory } from './parents.js';
 import { runRangesCommand } from './ranges-cli.js';
 import { createServiceServer } from './server.js';
 import { keyState, parseTokenKeys, TokenKeysError, type TokenKeys } from './token-keys.js';
+import { closeOnSignals } from '../common/process.js';
 
 /** Why the service refuses to start; each prints a fixed sentence and exits 1. */
 export class StartupError extends Error {
@@ -208,12 +209,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const logger = createLogger();
   const starting = startService(config, logger);
   // Installed before "listening" is logged: a supervisor may stop us as soon as it reads it.
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      logger.event('stopping', { signal });
-      void starting.then((running) => running.close()).then(() => process.exit(0), () => process.exit(1));
-    });
-  }
+  closeOnSignals(starting, (signal) => logger.event('stopping', { signal }));
   try {
     await starting;
   } catch (error) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eventLine, methodLabel, requestLine, undatedEventLine } from '../http-log.js';
-import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionTexts, readOptionValues } from '../options.js';
+import { ConfigError, isLoopbackHost, parseFlag, parseListen, parsePath, parsePrintableText, readOptionTexts, readOptionValues } from '../options.js';
 
 const OPTIONS = [
   { flag: 'listen', kind: 'address' },
@@ -34,6 +34,17 @@ test('parseFlag, parseListen and isLoopbackHost', () => {
   for (const bad of ['127.0.0.1:65536', '::1:80', ':80', '127.0.0.1', 'h:x']) assert.throws(() => parseListen(bad), ConfigError, bad);
   for (const host of ['localhost', '::1', '127.0.0.1', '127.255.0.9']) assert.equal(isLoopbackHost(host), true, host);
   for (const host of ['0.0.0.0', '10.0.0.1', '128.0.0.1', '::']) assert.equal(isLoopbackHost(host), false, host);
+});
+
+test('parsePath refuses only an empty path; parsePrintableText takes 1 to 2048 printable ASCII characters without spaces', () => {
+  assert.equal(parsePath('a', '--key-file'), 'a', 'one character is a path');
+  assert.throws(() => parsePath('', '--key-file'), (e: unknown) => e instanceof ConfigError && e.message === '--key-file needs a path', 'empty');
+  const longest = '~'.repeat(2048);
+  assert.equal(parsePrintableText(longest, '--name'), longest, '2048 characters');
+  assert.equal(parsePrintableText('!', '--name'), '!', 'one character, the first printable');
+  for (const bad of ['', '~'.repeat(2049), 'a b', 'a\tb', 'é', '\x7f']) {
+    assert.throws(() => parsePrintableText(bad, '--name'), (e: unknown) => e instanceof ConfigError && e.message === '--name must be printable ASCII without spaces', JSON.stringify(bad));
+  }
 });
 
 test('methodLabel keeps the closed set and calls anything else OTHER', () => {

@@ -3,7 +3,7 @@
 // development double and holds a key in the clear.
 
 import { join } from 'node:path';
-import { ConfigError, isLoopbackHost, parseFlag, parseListen, readOptionTexts } from '../../common/options.js';
+import { ConfigError, isLoopbackHost, parseFlag, parseListen, parsePath, readOptionTexts } from '../../common/options.js';
 
 export { ConfigError } from '../../common/options.js';
 
@@ -47,8 +47,7 @@ function convert(option: OptionSpec, text: string): unknown {
       return address;
     }
     case 'path':
-      if (text.length === 0) throw new ConfigError(`${name} needs a path`);
-      return text;
+      return parsePath(text, name);
     case 'flag':
       return parseFlag(text, name);
   }
