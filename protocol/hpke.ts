@@ -105,6 +105,21 @@ function expand(prk: Uint8Array, info: Uint8Array[], length: number): Uint8Array
   return out;
 }
 
+/** HMAC-SHA256 over one buffer: the hot paths lay out each HMAC's input once, so one update suffices. */
+function hmac(key: Uint8Array, message: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(message).digest();
+}
+
+/**
+ * The input of the single HMAC that an Expand of at most HashLen bytes comes to (RFC 5869 §2.3:
+ * T(1) = HMAC(PRK, info || 0x01)), for a LabeledExpand (RFC 9180 §4) whose info is known in
+ * advance: I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info || 0x01.
+ */
+function labeledExpandInput(suiteId: Uint8Array, label: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  if (length > N_H) throw new TypeError('one HMAC block holds at most 32 bytes');
+  return concat(Uint8Array.of(length >> 8, length & 0xff), HPKE_V1, suiteId, label, info, Uint8Array.of(0x01));
+}
+
 /** HKDF-Extract, as the response encapsulation uses it (SPEC §4, RFC 9458 §4.4). */
 export function hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Uint8Array {
   return extract(salt, ikm);
@@ -278,7 +293,8 @@ function gcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Ui
     decipher.setAuthTag(sealed.subarray(split));
     decipher.setAAD(aad);
     const body = decipher.update(sealed.subarray(0, split));
-    return concat(body, decipher.final()); // final() throws on a bad tag
+    const tail = decipher.final(); // throws on a bad tag
+    return tail.length === 0 ? body : concat(body, tail); // GCM's final() has nothing left to give
   } catch {
     throw new DipError('decrypt_failed');
   }
@@ -395,6 +411,10 @@ export function keyIdOf(publicKeySpki: Uint8Array): Uint8Array {
 interface OpConstants {
   readonly header: Uint8Array;
   readonly keyScheduleContext: Uint8Array;
+  /** The HMAC inputs of key, base_nonce and exporter_secret (RFC 9180 §5.1), fixed by the header. */
+  readonly keyInput: Uint8Array;
+  readonly baseNonceInput: Uint8Array;
+  readonly exporterSecretInput: Uint8Array;
 }
 
 /** SPEC §4: hdr = 0x02 || key_id(8) || kem_id(2) || kdf_id(2) || aead_id(2) || op(1). */
@@ -402,8 +422,21 @@ function opConstants(keyId: Uint8Array, op: SealedOp): OpConstants {
   if (op !== 'assign' && op !== 'refresh') throw new TypeError('op must be "assign" or "refresh"');
   const header = concat(Uint8Array.of(SEALED_REQUEST_VERSION), keyId, SUITE_BYTES, Uint8Array.of(OP_BYTE[op]));
   // SPEC §4: info = "dip request" || 0x00 || hdr.
-  return { header, keyScheduleContext: keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header)) };
+  const ksc = keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header));
+  return {
+    header,
+    keyScheduleContext: ksc,
+    keyInput: labeledExpandInput(HPKE_SUITE_ID, L_KEY, ksc, N_K),
+    baseNonceInput: labeledExpandInput(HPKE_SUITE_ID, L_BASE_NONCE, ksc, N_N),
+    exporterSecretInput: labeledExpandInput(HPKE_SUITE_ID, L_EXP, ksc, N_H),
+  };
 }
+
+// The HMAC inputs of a request's key schedule that no request changes (RFC 9180 §4.1, §5.1, §5.3).
+const EAE_PRK_PREFIX = concat(HPKE_V1, KEM_SUITE_ID, L_EAE_PRK); // || dh
+const SHARED_SECRET_PREFIX = concat(Uint8Array.of(0, N_SECRET), HPKE_V1, KEM_SUITE_ID, L_SHARED_SECRET); // || enc || pkRm || 0x01
+const SECRET_INPUT = concat(HPKE_V1, HPKE_SUITE_ID, L_SECRET); // psk = "" (mode_base)
+const RESPONSE_SECRET_INPUT = labeledExpandInput(HPKE_SUITE_ID, L_SEC, DIP_RESPONSE, 32);
 
 export function generateBootKey(): BootKey {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -448,6 +481,8 @@ function parseSpki(spki: Uint8Array): Uint8Array {
 /** The boot key made ready to open requests: its ECDH state, key_id and per-op header constants. */
 interface BootRecipient extends Recipient {
   readonly keyId: Uint8Array;
+  /** pkRm || 0x01: the end of the shared_secret HMAC's input (kem_context = enc || pkRm). */
+  readonly kemContextTail: Uint8Array;
   readonly ops: Readonly<Record<SealedOp, OpConstants>>;
 }
 
@@ -468,7 +503,7 @@ function bootRecipient(bootKey: BootKey): BootRecipient {
     throw new TypeError('bootKey.publicKeySpki does not match bootKey.privateKey');
   }
   const keyId = keyIdOf(bootKey.publicKeySpki);
-  const ready = { ...recipient, keyId, ops: { assign: opConstants(keyId, 'assign'), refresh: opConstants(keyId, 'refresh') } };
+  const ready = { ...recipient, keyId, kemContextTail: concat(recipient.publicKey, Uint8Array.of(0x01)), ops: { assign: opConstants(keyId, 'assign'), refresh: opConstants(keyId, 'refresh') } };
   recipients.set(privateKey, ready);
   return ready;
 }
@@ -495,6 +530,23 @@ export function sealRequest(
 }
 
 /**
+ * RFC 9180 §5.1.1 SetupBaseR, ContextR.Open at sequence number 0 (nonce = base_nonce) and
+ * Export("dip response", 32), for a request whose header is checked. The same steps as
+ * setupBaseR, open and export, with each HMAC's input laid out ahead: all but the first two
+ * are constants of the boot key and op. Throws on anything that fails to open.
+ */
+function openWith(recipient: BootRecipient, constants: OpConstants, enc: Uint8Array, ct: Uint8Array): { plaintext: Uint8Array; context: ResponseContext } {
+  const eaePrk = hmac(EMPTY, concat(EAE_PRK_PREFIX, dh(recipient.ecdh, enc))); // salt = "" (§4.1 ExtractAndExpand)
+  const sharedSecret = hmac(eaePrk, concat(SHARED_SECRET_PREFIX, enc, recipient.kemContextTail));
+  const secret = hmac(sharedSecret, SECRET_INPUT);
+  const key = hmac(secret, constants.keyInput);
+  const baseNonce = hmac(secret, constants.baseNonceInput).subarray(0, N_N);
+  const exporterSecret = hmac(secret, constants.exporterSecretInput);
+  const plaintext = gcmOpen(key, baseNonce, constants.header, ct); // SPEC §4: aad = hdr
+  return { plaintext, context: { enc, secret: own(hmac(exporterSecret, RESPONSE_SECRET_INPUT)) } };
+}
+
+/**
  * SPEC §4: opens a request sealed for `op` and returns its plaintext as sealed (still padded).
  * Another version or a too-short request is `bad_request`; another boot key's `key_id` is
  * `key_unknown`, before any decryption; another suite or op, or anything that fails to open, is
@@ -507,7 +559,8 @@ export function openRequest(
 ): { plaintext: Uint8Array; context: ResponseContext } {
   const recipient = bootRecipient(bootKey);
   if (op !== 'assign' && op !== 'refresh') throw new TypeError('op must be "assign" or "refresh"');
-  const { header: hdr, keyScheduleContext: ksc } = recipient.ops[op];
+  const constants = recipient.ops[op];
+  const hdr = constants.header;
   requireBytes(encapsulatedRequest, 'encapsulatedRequest');
   const request = encapsulatedRequest;
   if (request.length < MIN_SEALED_REQUEST_BYTES || request[0] !== SEALED_REQUEST_VERSION) throw new DipError('bad_request');
@@ -516,9 +569,7 @@ export function openRequest(
   try {
     for (let i = SUITE_AT; i < SEALED_REQUEST_HEADER_BYTES; i++) if (request[i] !== hdr[i]) throw new DipError('decrypt_failed');
     const enc = request.slice(SEALED_REQUEST_HEADER_BYTES, SEALED_REQUEST_HEADER_BYTES + N_ENC); // a copy: the context outlives the input
-    const ctx = contextFrom('recipient', decapWith(enc, recipient), ksc);
-    const plaintext = ctx.open(hdr, request.subarray(SEALED_REQUEST_HEADER_BYTES + N_ENC));
-    return { plaintext, context: { enc, secret: ctx.export(DIP_RESPONSE, 32) } };
+    return openWith(recipient, constants, enc, request.subarray(SEALED_REQUEST_HEADER_BYTES + N_ENC));
   } catch {
     throw new DipError('decrypt_failed');
   }
@@ -531,10 +582,14 @@ function checkResponseContext(context: ResponseContext): void {
   }
 }
 
+// RFC 9458 §4.4: key = Expand(prk, "key", Nk), nonce = Expand(prk, "nonce", Nn), one HMAC each.
+const RESPONSE_KEY_INPUT = concat(L_RESPONSE_KEY, Uint8Array.of(0x01));
+const RESPONSE_NONCE_INPUT = concat(L_RESPONSE_NONCE, Uint8Array.of(0x01));
+
 function responseKeys(context: ResponseContext, responseNonce: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
   // RFC 9458 §4.4 / SPEC §4: prk = Extract(enc || response_nonce, secret).
-  const prk = extract(concat(context.enc, responseNonce), context.secret);
-  return { key: expand(prk, [L_RESPONSE_KEY], N_K), nonce: expand(prk, [L_RESPONSE_NONCE], N_N) };
+  const prk = hmac(concat(context.enc, responseNonce), context.secret);
+  return { key: hmac(prk, RESPONSE_KEY_INPUT), nonce: hmac(prk, RESPONSE_NONCE_INPUT).subarray(0, N_N) };
 }
 
 /** SPEC §4: response_nonce || AES-256-GCM-Seal(key, nonce, "", plaintext). */
@@ -543,7 +598,16 @@ export function sealResponse(context: ResponseContext, plaintext: Uint8Array): U
   requireBytes(plaintext, 'plaintext');
   const responseNonce = pooledRandomBytes(RESPONSE_NONCE_BYTES);
   const { key, nonce } = responseKeys(context, responseNonce);
-  return concat(responseNonce, gcmSeal(key, nonce, EMPTY, plaintext));
+  // Written in place: the response is the largest thing a refresh makes.
+  const out = new Uint8Array(RESPONSE_NONCE_BYTES + plaintext.length + N_T);
+  out.set(responseNonce);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  let at = RESPONSE_NONCE_BYTES;
+  for (const part of [cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** SPEC §4: opens a sealed response; any bad input throws DipError('decrypt_failed'). */
