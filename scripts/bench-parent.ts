@@ -64,10 +64,21 @@ function readWorkers(): number {
   return value;
 }
 
-/** `node ARGS…`; a .ts entry runs under tsx. */
-function startChild(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+/**
+ * The Node options between `node` and the bundle in deploy/dip-parent.service's ExecStart, so
+ * that the parent measured here runs as it does on the host.
+ */
+function deployedParentNodeOptions(): string[] {
+  const unit = readFileSync(join(ROOT, 'deploy', 'dip-parent.service'), 'utf8');
+  const exec = /^ExecStart=\S+((?: --\S+)*) \S+\/parent\.mjs$/m.exec(unit);
+  if (exec === null) throw new Error('deploy/dip-parent.service: no ExecStart=NODE [--OPTION…] …/parent.mjs');
+  return exec[1]!.split(' ').filter((option) => option !== '');
+}
+
+/** `node [NODE_OPTIONS…] ARGS…`; a .ts entry runs under tsx. */
+function startChild(args: string[], ready: RegExp, nodeOptions: string[] = []): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   const loader = args[0]!.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...loader, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeOptions, ...loader, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let started = false;
   return new Promise((resolve, reject) => {
@@ -163,7 +174,7 @@ async function paced(agent: Agent, port: number, work: Work[], rate: number, sec
 
 async function main(): Promise<void> {
   const workers = readWorkers();
-  console.log(`bench-parent: node ${process.version}, ${availableParallelism()} CPUs, loopback HTTP, ${ROUNDS} interleaved rounds, medians reported; enclave with --workers ${workers}`);
+  console.log(`bench-parent: node ${process.version}, ${availableParallelism()} CPUs, loopback HTTP, ${ROUNDS} interleaved rounds, medians reported; enclave with --workers ${workers}; parent with node ${deployedParentNodeOptions().join(' ') || '(no options)'} (as deploy/dip-parent.service)`);
   const inProcess = await inProcessSetup();
   await inProcess.run(200, 1); // warm-up
 
@@ -180,6 +191,7 @@ async function main(): Promise<void> {
     const parent = await startChild(
       ['parent/main.ts', '--listen', '127.0.0.1:0', '--enclave', `unix:${join(dir, 'enclave.sock')}`, ...custody.args, '--timeout-ms', '60000', '--attestation-burst', '100'],
       /"event":"listening","scheme":"http","port":(\d+)/,
+      deployedParentNodeOptions(),
     );
     children.push(parent.child);
     const port = Number(parent.match[1]);
