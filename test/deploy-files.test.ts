@@ -60,7 +60,7 @@ test('the systemd units parse, restart what dies, and start what the docs say', 
   assert.equal(enclave.get('Service')!.get('ExecStart')![0], '/opt/dip/deploy/run-enclave.sh');
   assert.equal(enclave.get('Unit')!.get('Requires')![0], 'nitro-enclaves-allocator.service');
   const parent = parseUnit(read('deploy/dip-parent.service'));
-  assert.equal(parent.get('Service')!.get('ExecStart')![0], '/usr/bin/node /opt/dip/dist/parent/parent.mjs');
+  assert.equal(parent.get('Service')!.get('ExecStart')![0], '/usr/bin/node --max-semi-space-size=8 /opt/dip/dist/parent/parent.mjs');
   assert.match(parent.get('Service')!.get('RestrictAddressFamilies')![0]!, /AF_VSOCK/);
   assert.equal(parent.get('Service')!.get('User')![0], 'dip');
 });

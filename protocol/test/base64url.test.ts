@@ -11,7 +11,10 @@ test('base64url encodes without padding and honours subarray offsets', () => {
 test('base64url decoding round-trips every length', () => {
   for (let n = 0; n < 40; n++) {
     const bytes = new Uint8Array(n).map((_, i) => (i * 37 + n) & 0xff);
-    assert.deepEqual(decodeBase64url(encodeBase64url(bytes)), bytes);
+    const decoded = decodeBase64url(encodeBase64url(bytes))!;
+    assert.deepEqual(decoded, bytes);
+    // Bytes of their own, never a view into a shared pool that other data lives in.
+    assert.equal(decoded.buffer.byteLength, n);
   }
 });
 
