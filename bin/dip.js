@@ -471,20 +471,13 @@ function decodeUserData(bytes) {
 }
 
 // protocol/base64url.ts
-var ALPHABET = /^[A-Za-z0-9_-]*$/;
-var VALUES = new Uint8Array(128);
-for (const [i, c] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"].entries()) VALUES[c.charCodeAt(0)] = i;
-var UNUSED_BITS = [0, 0, 15, 3];
 function encodeBase64url(bytes) {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url");
 }
-function isCanonicalBase64url(text) {
-  const rest = text.length % 4;
-  if (rest === 1 || !ALPHABET.test(text)) return false;
-  return rest === 0 || (VALUES[text.charCodeAt(text.length - 1)] & UNUSED_BITS[rest]) === 0;
-}
 function decodeBase64url(text) {
-  return isCanonicalBase64url(text) ? new Uint8Array(Buffer.from(text, "base64url")) : null;
+  const bytes = new Uint8Array(text.length * 3 >>> 2);
+  const written = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).write(text, "base64url");
+  return written === bytes.length && encodeBase64url(bytes) === text ? bytes : null;
 }
 
 // protocol/ip.ts
@@ -1416,22 +1409,29 @@ var L_SEC = ascii("sec");
 var L_DKP_PRK = ascii("dkp_prk");
 var L_CANDIDATE = ascii("candidate");
 function extract(salt, ...ikm) {
-  const hmac = createHmac("sha256", salt);
-  for (const part of ikm) hmac.update(part);
-  return own(hmac.digest());
+  const hmac2 = createHmac("sha256", salt);
+  for (const part of ikm) hmac2.update(part);
+  return own(hmac2.digest());
 }
 function expand(prk, info, length) {
   if (!Number.isInteger(length) || length < 0 || length > 255 * N_H) throw new TypeError("bad HKDF length");
   const out = new Uint8Array(length);
   let previous = EMPTY;
   for (let i = 1, at = 0; at < length; i++) {
-    const hmac = createHmac("sha256", prk).update(previous);
-    for (const part of info) hmac.update(part);
-    previous = hmac.update(Uint8Array.of(i)).digest();
+    const hmac2 = createHmac("sha256", prk).update(previous);
+    for (const part of info) hmac2.update(part);
+    previous = hmac2.update(Uint8Array.of(i)).digest();
     out.set(previous.subarray(0, length - at), at);
     at += previous.length;
   }
   return out;
+}
+function hmac(key, message) {
+  return createHmac("sha256", key).update(message).digest();
+}
+function labeledExpandInput(suiteId, label2, info, length) {
+  if (length > N_H) throw new TypeError("one HMAC block holds at most 32 bytes");
+  return concat(Uint8Array.of(length >> 8, length & 255), HPKE_V1, suiteId, label2, info, Uint8Array.of(1));
 }
 function labelBytes(label2) {
   return typeof label2 === "string" ? ascii(label2) : label2;
@@ -1519,7 +1519,8 @@ function gcmOpen(key, nonce, aad, sealed) {
     decipher.setAuthTag(sealed.subarray(split));
     decipher.setAAD(aad);
     const body = decipher.update(sealed.subarray(0, split));
-    return concat(body, decipher.final());
+    const tail = decipher.final();
+    return tail.length === 0 ? body : concat(body, tail);
   } catch {
     throw new DipError("decrypt_failed");
   }
@@ -1594,8 +1595,19 @@ function keyIdOf(publicKeySpki) {
 function opConstants(keyId, op) {
   if (op !== "assign" && op !== "refresh") throw new TypeError('op must be "assign" or "refresh"');
   const header = concat(Uint8Array.of(SEALED_REQUEST_VERSION), keyId, SUITE_BYTES, Uint8Array.of(OP_BYTE[op]));
-  return { header, keyScheduleContext: keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header)) };
+  const ksc = keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header));
+  return {
+    header,
+    keyScheduleContext: ksc,
+    keyInput: labeledExpandInput(HPKE_SUITE_ID, L_KEY, ksc, N_K),
+    baseNonceInput: labeledExpandInput(HPKE_SUITE_ID, L_BASE_NONCE, ksc, N_N),
+    exporterSecretInput: labeledExpandInput(HPKE_SUITE_ID, L_EXP, ksc, N_H)
+  };
 }
+var EAE_PRK_PREFIX = concat(HPKE_V1, KEM_SUITE_ID, L_EAE_PRK);
+var SHARED_SECRET_PREFIX = concat(Uint8Array.of(0, N_SECRET), HPKE_V1, KEM_SUITE_ID, L_SHARED_SECRET);
+var SECRET_INPUT = concat(HPKE_V1, HPKE_SUITE_ID, L_SECRET);
+var RESPONSE_SECRET_INPUT = labeledExpandInput(HPKE_SUITE_ID, L_SEC, DIP_RESPONSE, 32);
 function isP256(key) {
   return key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === CURVE;
 }
@@ -1635,9 +1647,11 @@ function checkResponseContext(context) {
     throw new TypeError("context must hold a 65-byte enc and a 32-byte secret");
   }
 }
+var RESPONSE_KEY_INPUT = concat(L_RESPONSE_KEY, Uint8Array.of(1));
+var RESPONSE_NONCE_INPUT = concat(L_RESPONSE_NONCE, Uint8Array.of(1));
 function responseKeys(context, responseNonce) {
-  const prk = extract(concat(context.enc, responseNonce), context.secret);
-  return { key: expand(prk, [L_RESPONSE_KEY], N_K), nonce: expand(prk, [L_RESPONSE_NONCE], N_N) };
+  const prk = hmac(concat(context.enc, responseNonce), context.secret);
+  return { key: hmac(prk, RESPONSE_KEY_INPUT), nonce: hmac(prk, RESPONSE_NONCE_INPUT).subarray(0, N_N) };
 }
 function openResponse(context, encapsulatedResponse) {
   checkResponseContext(context);
