@@ -127,11 +127,16 @@ function sealedFields(raw: Buffer): { ip: string; request: Uint8Array } {
 
 /**
  * The JSON that JSON.stringify would write for { ip, reservedUntil, response }, without having it
- * scan the ~5.5 kB of base64url for characters to escape: base64url has none, `reservedUntil` is
- * an unsigned integer and `ip` is still stringified (parseResponseBody checked all three).
+ * scan the ~5.5 kB of base64url for characters to escape: base64url has none. The reply is only
+ * valid JSON if `reservedUntil` is an unsigned integer and `ip` a canonical address, so this
+ * checks them here rather than trusting that every EnclaveClient ran parseResponseBody.
  */
 function dipResult(result: ResponseBodies['assign']): Reply {
-  const body = `{"ip":${JSON.stringify(result.ip)},"reservedUntil":${result.reservedUntil},"response":"${encodeBase64url(result.response)}"}`;
+  const { ip, reservedUntil, response } = result;
+  if (!isCanonicalIp(ip) || !Number.isSafeInteger(reservedUntil) || reservedUntil < 0 || !(response instanceof Uint8Array)) {
+    throw new DipError('internal');
+  }
+  const body = `{"ip":${JSON.stringify(ip)},"reservedUntil":${reservedUntil},"response":"${encodeBase64url(response)}"}`;
   return { status: 200, type: JSON_TYPE, body };
 }
 

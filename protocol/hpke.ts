@@ -294,7 +294,8 @@ function gcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Ui
     decipher.setAAD(aad);
     const body = decipher.update(sealed.subarray(0, split));
     const tail = decipher.final(); // throws on a bad tag
-    return tail.length === 0 ? body : concat(body, tail); // GCM's final() has nothing left to give
+    // GCM's final() has nothing left to give; a plain Uint8Array, so that slice() copies as callers expect.
+    return tail.length === 0 ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : concat(body, tail);
   } catch {
     throw new DipError('decrypt_failed');
   }
@@ -411,7 +412,10 @@ export function keyIdOf(publicKeySpki: Uint8Array): Uint8Array {
 interface OpConstants {
   readonly header: Uint8Array;
   readonly keyScheduleContext: Uint8Array;
-  /** The HMAC inputs of key, base_nonce and exporter_secret (RFC 9180 §5.1), fixed by the header. */
+}
+
+/** What a recipient also keeps per op: the HMAC inputs of key, base_nonce and exporter_secret (RFC 9180 §5.1), fixed by the header. */
+interface RecipientOpConstants extends OpConstants {
   readonly keyInput: Uint8Array;
   readonly baseNonceInput: Uint8Array;
   readonly exporterSecretInput: Uint8Array;
@@ -422,10 +426,14 @@ function opConstants(keyId: Uint8Array, op: SealedOp): OpConstants {
   if (op !== 'assign' && op !== 'refresh') throw new TypeError('op must be "assign" or "refresh"');
   const header = concat(Uint8Array.of(SEALED_REQUEST_VERSION), keyId, SUITE_BYTES, Uint8Array.of(OP_BYTE[op]));
   // SPEC §4: info = "dip request" || 0x00 || hdr.
-  const ksc = keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header));
+  return { header, keyScheduleContext: keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header)) };
+}
+
+function recipientOpConstants(keyId: Uint8Array, op: SealedOp): RecipientOpConstants {
+  const constants = opConstants(keyId, op);
+  const ksc = constants.keyScheduleContext;
   return {
-    header,
-    keyScheduleContext: ksc,
+    ...constants,
     keyInput: labeledExpandInput(HPKE_SUITE_ID, L_KEY, ksc, N_K),
     baseNonceInput: labeledExpandInput(HPKE_SUITE_ID, L_BASE_NONCE, ksc, N_N),
     exporterSecretInput: labeledExpandInput(HPKE_SUITE_ID, L_EXP, ksc, N_H),
@@ -483,7 +491,7 @@ interface BootRecipient extends Recipient {
   readonly keyId: Uint8Array;
   /** pkRm || 0x01: the end of the shared_secret HMAC's input (kem_context = enc || pkRm). */
   readonly kemContextTail: Uint8Array;
-  readonly ops: Readonly<Record<SealedOp, OpConstants>>;
+  readonly ops: Readonly<Record<SealedOp, RecipientOpConstants>>;
 }
 
 // One ECDH state per boot key, so openRequest costs one scalar multiplication and no key import.
@@ -503,7 +511,7 @@ function bootRecipient(bootKey: BootKey): BootRecipient {
     throw new TypeError('bootKey.publicKeySpki does not match bootKey.privateKey');
   }
   const keyId = keyIdOf(bootKey.publicKeySpki);
-  const ready = { ...recipient, keyId, kemContextTail: concat(recipient.publicKey, Uint8Array.of(0x01)), ops: { assign: opConstants(keyId, 'assign'), refresh: opConstants(keyId, 'refresh') } };
+  const ready = { ...recipient, keyId, kemContextTail: concat(recipient.publicKey, Uint8Array.of(0x01)), ops: { assign: recipientOpConstants(keyId, 'assign'), refresh: recipientOpConstants(keyId, 'refresh') } };
   recipients.set(privateKey, ready);
   return ready;
 }
@@ -535,7 +543,7 @@ export function sealRequest(
  * setupBaseR, open and export, with each HMAC's input laid out ahead: all but the first two
  * are constants of the boot key and op. Throws on anything that fails to open.
  */
-function openWith(recipient: BootRecipient, constants: OpConstants, enc: Uint8Array, ct: Uint8Array): { plaintext: Uint8Array; context: ResponseContext } {
+function openWith(recipient: BootRecipient, constants: RecipientOpConstants, enc: Uint8Array, ct: Uint8Array): { plaintext: Uint8Array; context: ResponseContext } {
   const eaePrk = hmac(EMPTY, concat(EAE_PRK_PREFIX, dh(recipient.ecdh, enc))); // salt = "" (§4.1 ExtractAndExpand)
   const sharedSecret = hmac(eaePrk, concat(SHARED_SECRET_PREFIX, enc, recipient.kemContextTail));
   const secret = hmac(sharedSecret, SECRET_INPUT);
@@ -568,7 +576,8 @@ export function openRequest(
   for (let i = KEY_ID_AT; i < SUITE_AT; i++) if (request[i] !== hdr[i]) throw new DipError('key_unknown');
   try {
     for (let i = SUITE_AT; i < SEALED_REQUEST_HEADER_BYTES; i++) if (request[i] !== hdr[i]) throw new DipError('decrypt_failed');
-    const enc = request.slice(SEALED_REQUEST_HEADER_BYTES, SEALED_REQUEST_HEADER_BYTES + N_ENC); // a copy: the context outlives the input
+    // A copy (Buffer#slice would be a view): the context outlives the input.
+    const enc = new Uint8Array(request.subarray(SEALED_REQUEST_HEADER_BYTES, SEALED_REQUEST_HEADER_BYTES + N_ENC));
     return openWith(recipient, constants, enc, request.subarray(SEALED_REQUEST_HEADER_BYTES + N_ENC));
   } catch {
     throw new DipError('decrypt_failed');
@@ -598,7 +607,8 @@ export function sealResponse(context: ResponseContext, plaintext: Uint8Array): U
   requireBytes(plaintext, 'plaintext');
   const responseNonce = pooledRandomBytes(RESPONSE_NONCE_BYTES);
   const { key, nonce } = responseKeys(context, responseNonce);
-  // Written in place: the response is the largest thing a refresh makes.
+  // Written in place: the response is the largest thing a refresh makes. GCM is a stream mode:
+  // update() and final() together give exactly as many bytes as the plaintext, then the tag.
   const out = new Uint8Array(RESPONSE_NONCE_BYTES + plaintext.length + N_T);
   out.set(responseNonce);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);

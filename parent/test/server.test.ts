@@ -5,7 +5,10 @@ import { connect } from 'node:net';
 import { encodeBase64url } from '../../protocol/base64url.js';
 import { encodeFrame } from '../../protocol/frame.js';
 import { assertNoLeak } from '../../test/support/secrets.js';
+import { createLogger } from '../log.js';
+import { createMetrics } from '../metrics.js';
 import { RateLimiter } from '../ratelimit.js';
+import { createParentServer, type EnclaveClient } from '../server.js';
 import { FAKE_JWKS, FAKE_KEY_ID, defaultHandler } from './fake-enclave.js';
 import { startHarness } from './harness.js';
 import { errorBody, http, postJson, waitFor } from './helpers.js';
@@ -441,4 +444,53 @@ test('/readyz reports not ready while draining', async (t) => {
   assert.equal((await inFlight).status, 200);
   await stopped;
   socket.destroy();
+});
+
+test('an assign or refresh answer the server cannot write as valid JSON is 500 internal, whatever the enclave client let through', async (t) => {
+  // parent/pool.ts checks every answer with parseResponseBody; the server builds the reply's JSON
+  // by hand, so it checks what it writes itself rather than relying on every client doing so.
+  let answer: Record<string, unknown> = {};
+  const enclave: EnclaveClient = {
+    call: async () => answer as never,
+    list: () => [],
+    unavailable: () => null,
+  };
+  const lines: string[] = [];
+  const parent = createParentServer({
+    enclave,
+    metrics: createMetrics(),
+    logger: createLogger((line) => lines.push(line)),
+    attestationLimiter: new RateLimiter({ ratePerSecond: 1000, burst: 1000 }),
+    bodyLimit: 16 * 1024,
+    headerTimeoutMs: 10_000,
+    requestTimeoutMs: 30_000,
+    keepAliveTimeoutMs: 5000,
+  });
+  const { port } = await parent.listen('127.0.0.1', 0);
+  t.after(() => parent.shutdown(0));
+  const body = { ip: '192.0.2.7', request: encodeBase64url(sealed) };
+  const good = { ip: '192.0.2.7', reservedUntil: 0, response: new Uint8Array([1, 2]) };
+  answer = good;
+  const ok = await postJson(port, '/v1/dip/refresh', body);
+  assert.equal(ok.status, 200, 'the control: a well-formed answer passes');
+  assert.deepEqual(ok.json, { ip: '192.0.2.7', reservedUntil: 0, response: 'AQI' });
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ['reservedUntil NaN', { ...good, reservedUntil: Number.NaN }],
+    ['reservedUntil as text that would inject a field', { ...good, reservedUntil: '1,"x":2' }],
+    ['reservedUntil -1', { ...good, reservedUntil: -1 }],
+    ['reservedUntil 2^53', { ...good, reservedUntil: 2 ** 53 }],
+    ['reservedUntil 1.5', { ...good, reservedUntil: 1.5 }],
+    ['reservedUntil a bigint', { ...good, reservedUntil: 10n ** 20n }],
+    ['an ip that is not canonical', { ...good, ip: '192.0.2.07' }],
+    ['an ip with a quote', { ...good, ip: 'a"}' }],
+    ['a response that is not bytes', { ...good, response: 'AQI' }],
+  ];
+  for (const [name, value] of bad) {
+    answer = value;
+    for (const route of ['/v1/dip/assign', '/v1/dip/refresh']) {
+      const reply = await postJson(port, route, body);
+      assert.equal(reply.status, 500, `${route}: ${name}`);
+      assert.deepEqual(reply.json, errorBody('internal'), `${route}: ${name}`);
+    }
+  }
 });

@@ -312,6 +312,19 @@ test('subarray inputs at odd offsets still seal and open', () => {
   assert.equal(toHex(openResponse(sealed.context, misaligned(response, 11))), toHex(text('answer')));
 });
 
+test('openRequest gives plain Uint8Arrays of their own: reusing a Buffer input afterwards changes neither enc nor the plaintext', () => {
+  const payload = text('a Buffer the caller reuses');
+  const sealed = sealRequest(bootKey.publicKeySpki, 'assign', payload);
+  const input = Buffer.from(sealed.encapsulatedRequest);
+  const opened = openRequest(bootKey, 'assign', input);
+  input.fill(0);
+  assert.equal(Object.getPrototypeOf(opened.plaintext), Uint8Array.prototype, 'not a Buffer, whose slice() would be a view');
+  assert.equal(Object.getPrototypeOf(opened.context.enc), Uint8Array.prototype);
+  assert.equal(toHex(opened.context.enc), toHex(sealed.context.enc), 'enc is a copy, not a view of the input');
+  assert.equal(toHex(opened.plaintext), toHex(payload));
+  assert.equal(toHex(openResponse(sealed.context, sealResponse(opened.context, text('ok')))), toHex(text('ok')));
+});
+
 // Long enough that a 33-byte (compressed) enc in its place still leaves 97 bytes or more.
 const GOOD_PLAINTEXT = text('{"srt":"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p"}');
 const good = sealRequest(bootKey.publicKeySpki, 'assign', GOOD_PLAINTEXT);
