@@ -1520,7 +1520,7 @@ function gcmOpen(key, nonce, aad, sealed) {
     decipher.setAAD(aad);
     const body = decipher.update(sealed.subarray(0, split));
     const tail = decipher.final();
-    return tail.length === 0 ? body : concat(body, tail);
+    return tail.length === 0 ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : concat(body, tail);
   } catch {
     throw new DipError("decrypt_failed");
   }
@@ -1595,14 +1595,7 @@ function keyIdOf(publicKeySpki) {
 function opConstants(keyId, op) {
   if (op !== "assign" && op !== "refresh") throw new TypeError('op must be "assign" or "refresh"');
   const header = concat(Uint8Array.of(SEALED_REQUEST_VERSION), keyId, SUITE_BYTES, Uint8Array.of(OP_BYTE[op]));
-  const ksc = keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header));
-  return {
-    header,
-    keyScheduleContext: ksc,
-    keyInput: labeledExpandInput(HPKE_SUITE_ID, L_KEY, ksc, N_K),
-    baseNonceInput: labeledExpandInput(HPKE_SUITE_ID, L_BASE_NONCE, ksc, N_N),
-    exporterSecretInput: labeledExpandInput(HPKE_SUITE_ID, L_EXP, ksc, N_H)
-  };
+  return { header, keyScheduleContext: keyScheduleContext(concat(DIP_REQUEST, Uint8Array.of(0), header)) };
 }
 var EAE_PRK_PREFIX = concat(HPKE_V1, KEM_SUITE_ID, L_EAE_PRK);
 var SHARED_SECRET_PREFIX = concat(Uint8Array.of(0, N_SECRET), HPKE_V1, KEM_SUITE_ID, L_SHARED_SECRET);
