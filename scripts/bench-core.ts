@@ -8,6 +8,7 @@
 import { createCipheriv, createDecipheriv, createECDH, createHmac, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { generateBootKey } from '../protocol/hpke.js';
 import { REQUEST_PLAINTEXT_BYTES, RESPONSE_PLAINTEXT_BYTES } from '../protocol/limits.js';
@@ -122,6 +123,53 @@ function makeProtocolFloor(): () => Promise<Figure> {
     });
 }
 
+// The floor's loop as a worker thread's own program (CommonJS, eval'd): told a count, it runs it and says so.
+const FLOOR_THREAD = `
+const { parentPort } = require('node:worker_threads');
+const { createECDH, generateKeyPairSync, sign, verify } = require('node:crypto');
+const receiver = createECDH('prime256v1');
+receiver.generateKeys();
+const ephemeral = createECDH('prime256v1').generateKeys();
+const signer = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const input = Buffer.alloc(420, 0x61);
+const signature = sign('sha256', input, { key: signer.privateKey, dsaEncoding: 'ieee-p1363' });
+parentPort.on('message', (count) => {
+  for (let i = 0; i < count; i++) {
+    receiver.computeSecret(ephemeral);
+    verify('sha256', input, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+    verify('sha256', input, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+    sign('sha256', input, { key: signer.privateKey, dsaEncoding: 'ieee-p1363' });
+    sign('sha256', input, { key: signer.privateKey, dsaEncoding: 'ieee-p1363' });
+  }
+  parentPort.postMessage(count);
+});
+`;
+
+/**
+ * The floor's loop in `threads` worker threads at once: how far this machine's CPUs scale the
+ * very same work (shared caches, a shared host). floor-on-N / floor is the ceiling of the pool's
+ * ratio (3b) on this machine, whatever the pool does.
+ */
+async function makeThreadedFloor(threads: number): Promise<{ run: () => Promise<number>; close: () => Promise<void> }> {
+  const workers = Array.from({ length: threads }, () => new Worker(FLOOR_THREAD, { eval: true }));
+  const runAll = (count: number): Promise<unknown[]> =>
+    Promise.all(workers.map((worker) => new Promise((resolve) => {
+      worker.once('message', resolve);
+      worker.postMessage(count);
+    })));
+  await runAll(FLOOR_ITERATIONS); // warm-up
+  return {
+    async run() {
+      const start = process.hrtime.bigint();
+      await runAll(FLOOR_ITERATIONS);
+      return (threads * FLOOR_ITERATIONS) / seconds(start);
+    },
+    close: async () => {
+      await Promise.all(workers.map((worker) => worker.terminate()));
+    },
+  };
+}
+
 function refreshRun(setup: RefreshSetup | PoolRefreshSetup, count: number, inFlight = 1): Promise<Figure> {
   return measure(count, () => runRefreshes(setup, count, inFlight));
 }
@@ -214,6 +262,7 @@ async function main(): Promise<void> {
   console.log('setting up (sealing is done here, outside every timed loop) ...');
   const floor = makeFloor();
   const protocolFloor = makeProtocolFloor();
+  const threadedFloor = await makeThreadedFloor(workers);
   const setup = await makeRefreshSetup({ poolSize: SEALED_POOL, now: () => NOW });
   const poolSetup = await makePoolRefreshSetup({ size: workers, poolSize: SEALED_POOL });
   // Warm-up: a long-running enclave is JIT-compiled and its key caches are full.
@@ -224,6 +273,7 @@ async function main(): Promise<void> {
 
   const floors: Figure[] = [];
   const protocolFloors: Figure[] = [];
+  const threadedFloors: number[] = [];
   const refreshes: Figure[] = [];
   const pooled: Figure[] = [];
   // How busy each worker's event loop was (wall time): near 100% means the pool kept it fed.
@@ -232,6 +282,7 @@ async function main(): Promise<void> {
     // Interleaved, so that noise from other tenants of the machine hits every figure alike.
     floors.push(await floor());
     protocolFloors.push(await protocolFloor());
+    threadedFloors.push(await threadedFloor.run());
     refreshes.push(await refreshRun(setup, REFRESH_ITERATIONS));
     const threads = poolSetup.workerPool.workers().map((w) => w.thread.performance);
     const before = threads.map((t) => t.eventLoopUtilization());
@@ -264,6 +315,9 @@ async function main(): Promise<void> {
   const cpusUsed = median(pooled.map((f) => (f.opsPerSecond * f.cpuMicros) / 1e6));
   console.log(`(3b) refresh via the worker pool (enclave/io/pool.ts, ${workers} workers, ${POOL_IN_FLIGHT} in flight, in this process, no sockets): ${pooledOps.toFixed(0)} refresh/s, ${pooledCpu.toFixed(0)} µs CPU each over all threads, ${cpusUsed.toFixed(2)} CPUs busy on average, workers' event loops busy ${(100 * median(workerBusy)).toFixed(0)}% of the time  [rounds: ${list(pooled)}]`);
   console.log(`     ratio pool / single-core floor: ${(pooledOps / floorOps).toFixed(2)} by medians, ${poolPairRatio.toFixed(2)} median of per-round ratios   (target ≥ 1.6 on 2 CPUs)`);
+  const threadedRatio = median(floors.map((f, i) => threadedFloors[i]! / f.opsPerSecond));
+  console.log(`(3c) the floor's loop in ${workers} threads at once: ${median(threadedFloors).toFixed(0)} refresh/s, ${threadedRatio.toFixed(2)}× the single-core floor (median of per-round ratios): how far this machine scales the same work; (3b) cannot pass it  [rounds: ${threadedFloors.map((x) => x.toFixed(0)).join(', ')}]`);
+  await threadedFloor.close();
   console.log(`(4) ${await attestFigure()}`);
   console.log(`(4b) ${await unlockFigure()}`);
 
