@@ -34,6 +34,20 @@ export const unreachableKms: KeyCustody = {
   close() {},
 };
 
+/** The parent server's settings in tests: generous limits, every log line kept in `lines`. */
+export function testServerOptions(enclave: ParentServerOptions['enclave'], metrics: ParentMetrics, lines: string[]): ParentServerOptions {
+  return {
+    enclave,
+    metrics,
+    logger: createLogger((line) => lines.push(line)),
+    attestationLimiter: new RateLimiter({ ratePerSecond: 1000, burst: 1000 }),
+    bodyLimit: 16 * 1024,
+    headerTimeoutMs: 10_000,
+    requestTimeoutMs: 30_000,
+    keepAliveTimeoutMs: 5000,
+  };
+}
+
 export async function startHarness(t: { after: (fn: () => Promise<void>) => void }, options: HarnessOptions = {}): Promise<Harness> {
   const enclave = await new FakeEnclave().start();
   const metrics = createMetrics();
@@ -69,17 +83,7 @@ export async function startHarness(t: { after: (fn: () => Promise<void>) => void
   metrics.setPoolState(() => fleet.state);
   metrics.setEnclaveCounts(() => fleet.counts());
   const lines: string[] = [];
-  const parent = createParentServer({
-    enclave: fleet,
-    metrics,
-    logger: createLogger((line) => lines.push(line)),
-    attestationLimiter: new RateLimiter({ ratePerSecond: 1000, burst: 1000 }),
-    bodyLimit: 16 * 1024,
-    headerTimeoutMs: 10_000,
-    requestTimeoutMs: 30_000,
-    keepAliveTimeoutMs: 5000,
-    ...options.server,
-  });
+  const parent = createParentServer({ ...testServerOptions(fleet, metrics, lines), ...options.server });
   const { port } = await parent.listen('127.0.0.1', 0);
   t.after(async () => {
     await parent.shutdown(0);

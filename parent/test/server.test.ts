@@ -5,12 +5,11 @@ import { connect } from 'node:net';
 import { encodeBase64url } from '../../protocol/base64url.js';
 import { encodeFrame } from '../../protocol/frame.js';
 import { assertNoLeak } from '../../test/support/secrets.js';
-import { createLogger } from '../log.js';
 import { createMetrics } from '../metrics.js';
 import { RateLimiter } from '../ratelimit.js';
 import { createParentServer, type EnclaveClient } from '../server.js';
 import { FAKE_JWKS, FAKE_KEY_ID, defaultHandler } from './fake-enclave.js';
-import { startHarness } from './harness.js';
+import { startHarness, testServerOptions } from './harness.js';
 import { errorBody, http, postJson, waitFor } from './helpers.js';
 
 const nonce = encodeBase64url(new Uint8Array(32).fill(7));
@@ -455,17 +454,7 @@ test('an assign or refresh answer the server cannot write as valid JSON is 500 i
     list: () => [],
     unavailable: () => null,
   };
-  const lines: string[] = [];
-  const parent = createParentServer({
-    enclave,
-    metrics: createMetrics(),
-    logger: createLogger((line) => lines.push(line)),
-    attestationLimiter: new RateLimiter({ ratePerSecond: 1000, burst: 1000 }),
-    bodyLimit: 16 * 1024,
-    headerTimeoutMs: 10_000,
-    requestTimeoutMs: 30_000,
-    keepAliveTimeoutMs: 5000,
-  });
+  const parent = createParentServer(testServerOptions(enclave, createMetrics(), []));
   const { port } = await parent.listen('127.0.0.1', 0);
   t.after(() => parent.shutdown(0));
   const body = { ip: '192.0.2.7', request: encodeBase64url(sealed) };
